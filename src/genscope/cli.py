@@ -33,3 +33,7 @@ def main() -> None:
     except UserError as err:
         print(f"genscope: error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -27,5 +27,5 @@ def _clean(obj: Any) -> Any:
 
 def emit_json(obj: dict[str, Any]) -> None:
     """Print exactly one JSON object on stdout."""
-    sys.stdout.write(json.dumps(_clean(obj), sort_keys=False) + "\n")
+    sys.stdout.write(json.dumps(_clean(obj), sort_keys=False, default=str) + "\n")
     sys.stdout.flush()

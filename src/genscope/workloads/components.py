@@ -54,7 +54,9 @@ def _resolve(dotted: str) -> Any:
 
 
 @cache
-def load_component_config(workload: str, component: str, variant: str | None = None) -> ComponentConfig:
+def load_component_config(
+    workload: str, component: str, variant: str | None = None
+) -> ComponentConfig:
     """Read ``configs/<workload>/<component>[.<variant>].json``."""
     stem = component if variant is None else f"{component}.{variant}"
     path = CONFIG_ROOT / workload / f"{stem}.json"
@@ -84,6 +86,17 @@ def all_component_configs() -> list[ComponentConfig]:
     return out
 
 
+@cache
+def _quiet_model_libraries() -> None:
+    """diffusers/transformers warn about dtype casts and missing weights on every random-init
+    build; genscope builds random weights on purpose, so keep stderr for our own messages."""
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+
+
 def build_component(
     cfg: ComponentConfig,
     size: Size,
@@ -97,6 +110,7 @@ def build_component(
     diffusers classes are built with ``from_config``; transformers classes from their config
     class; genscope's own small architectures (``genscope.workloads.archs``) from keyword args.
     """
+    _quiet_model_libraries()
     config = cfg.config(size) | (overrides or {})
     cls = _resolve(cfg.class_path)
     # Seeded so tiny models (real weights) are deterministic; meta models allocate nothing.
@@ -105,7 +119,7 @@ def build_component(
         if cfg.config_class_path is not None:
             config_obj = _resolve(cfg.config_class_path)(**config)
             if hasattr(cls, "_from_config"):
-                model = cls._from_config(config_obj, torch_dtype=dtype)
+                model = cls._from_config(config_obj, dtype=dtype)
             else:
                 model = cls(config_obj)
         elif hasattr(cls, "from_config"):

@@ -1,0 +1,79 @@
+"""Benchmarks of analytic tracing speed (``genscope bench trace`` / ``suite``)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from genscope.costmodel.hardware import get_hardware
+from genscope.tracing import DEFAULT_HARDWARE, trace_built
+from genscope.workloads.base import Settings
+from genscope.workloads.registry import all_workloads, get_workload
+
+
+def _best_of(fn: Any, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def bench_trace(repeats: int = 3) -> dict[str, Any]:
+    """Full sd15 pipeline trace (CLIP + 50 CFG steps + VAE, 512², analytic) vs FlopCounterMode
+    on ONE full UNet step on meta. Both exclude model construction; both warmed up once."""
+    wl = get_workload("sd15")
+    s = wl.resolve(Settings(size="full"))
+    hw = get_hardware(DEFAULT_HARDWARE)
+    built = wl.build(s)
+    unet = built.models["unet"]
+    x = torch.empty(2, 4, 64, 64, device="meta")
+    context = torch.empty(2, 77, unet.config.cross_attention_dim, device="meta")
+    t = torch.tensor(500, device="meta")
+
+    def flop_counter_step() -> None:
+        with torch.no_grad(), FlopCounterMode(display=False):
+            unet(x, t, encoder_hidden_states=context)
+
+    def genscope_pipeline() -> None:
+        trace_built(wl, built, s, hw, save=False, collapse=True)
+
+    flop_counter_step(), genscope_pipeline()  # warm-up
+    ref = _best_of(flop_counter_step, repeats)
+    ours = _best_of(genscope_pipeline, repeats)
+    ratio = statistics.median(ours) / statistics.median(ref)
+    return {
+        "name": "trace",
+        "ratio": ratio,
+        "target": 2.0,
+        "meets_target": ratio <= 2.0,
+        "genscope_pipeline_s": {"median": statistics.median(ours), "all": ours},
+        "flopcounter_unet_step_s": {"median": statistics.median(ref), "all": ref},
+        "what": "genscope analytic trace of full sd15 (CLIP + 50 CFG DDIM steps, traced once "
+        "and counted x50, + VAE decode, 512²) / FlopCounterMode on one full UNet step (meta)",
+        "repeats": repeats,
+    }
+
+
+def bench_suite() -> dict[str, Any]:
+    """Wall time of a default full-size analytic trace of every workload in the suite."""
+    rows = []
+    for wl in all_workloads():
+        t0 = time.perf_counter()
+        from genscope.tracing import trace_workload
+
+        trace_workload(wl, Settings(size="full"), save=False)
+        rows.append({"workload": wl.name, "seconds": time.perf_counter() - t0})
+    total = sum(r["seconds"] for r in rows)
+    return {
+        "name": "suite",
+        "total_s": total,
+        "target_s": 60,
+        "meets_target": total <= 60,
+        "rows": rows,
+    }

@@ -1,0 +1,1 @@
+"""Two ways of seeing one run (analytic dispatch capture, measured profiling); same rows."""

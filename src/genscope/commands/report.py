@@ -1,0 +1,29 @@
+"""``genscope report``: the main job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from genscope.commands._output import emit_json, err_console
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report_cmd(
+        out: Path = typer.Option(Path("genscope-report"), help="Output folder."),
+        hardware: str = typer.Option("a100-80g-sxm", help="Spec for analytic sections."),
+        quick: bool = typer.Option(False, help="Fewer/smaller runs (≤ 2 minutes)."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    ) -> None:
+        """Characterize the suite and write one self-contained HTML report."""
+        from genscope.costmodel.hardware import get_hardware
+        from genscope.report.build import build_report
+
+        get_hardware(hardware)  # validate before any work
+        path = build_report(out, hardware=hardware, quick=quick)
+        if json_out:
+            emit_json({"report": str(path.resolve())})
+        else:
+            err_console.print(f"report written: {path.resolve()}")

@@ -1,0 +1,64 @@
+"""``genscope runs`` and ``genscope show``: query the run store (DuckDB over run folders)."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from genscope.commands._output import emit_json, out_console
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("runs")
+    def runs_cmd(
+        workload: str | None = typer.Option(None, help="Only runs of this workload."),
+        sweep: str | None = typer.Option(None, help="Only runs of this sweep."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    ) -> None:
+        """List stored runs, newest first."""
+        from genscope.store import list_runs
+
+        clauses = []
+        if workload:
+            clauses.append(f"workload = '{workload.replace(chr(39), '')}'")
+        if sweep:
+            clauses.append(f"sweep = '{sweep.replace(chr(39), '')}'")
+        df = list_runs(" AND ".join(clauses) or None)
+        if json_out:
+            emit_json({"runs": df.astype(object).where(df.notna(), None).to_dict("records")})
+            return
+        table = Table(*df.columns, title=f"{len(df)} runs")
+        for row in df.itertuples(index=False):
+            table.add_row(*("" if v is None else str(v) for v in row))
+        out_console.print(table)
+
+    @app.command("show")
+    def show_cmd(
+        run_id: str = typer.Argument(..., help="A run id from `genscope runs`."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    ) -> None:
+        """Show one stored run's metadata and summary."""
+        from genscope.commands.trace import print_summary
+        from genscope.store import load_run
+
+        meta, events, summary = load_run(run_id)
+        s = meta["settings"]
+        result = {
+            "run_id": meta["run_id"],
+            "workload": meta["workload"],
+            "size": s.get("size"),
+            "mode": meta["mode"],
+            "hardware": meta["hardware"],
+            "dtype": s.get("dtype"),
+            "settings": s,
+            "params": meta["params"],
+            "collapsed_steps": meta.get("collapsed_steps", {}),
+            "environment": meta.get("environment"),
+            "events": len(events),
+            **summary,
+            "attention": {"impl": s.get("attention"), **summary["attention"]},
+        }
+        if json_out:
+            emit_json(result)
+        else:
+            print_summary(result)

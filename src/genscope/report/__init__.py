@@ -1,0 +1,1 @@
+"""The HTML report: figures and tables from the analyses, data files beside the page."""

@@ -1,0 +1,90 @@
+"""The op-event table: one schema for analytic and measured captures.
+
+Every genscope analysis reads this table. Columns are declared once here (name, dtype, unit,
+meaning); writers go through :func:`events_frame`, which fills defaults and enforces dtypes.
+A row may stand for ``count`` identical ops (e.g. one traced denoise step that repeats N times):
+totals are always ``value * count``, never hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # pandas dtype
+    unit: str = ""
+    doc: str = ""
+    default: Any = None
+
+
+EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("run_id", "string", doc="run this row belongs to"),
+    Column("seq", "int64", doc="order of the op within the run", default=0),
+    Column("component", "string", doc="pipeline component (text_encoder, unet, vae, ...)"),
+    Column("step", "Int64", doc="generation step (denoise or decode), null outside loops"),
+    Column("phase", "string", doc="encode | denoise | prefill | decode | decode_image | ..."),
+    Column("module_path", "string", doc="innermost nn.Module path, '' outside modules"),
+    Column("module_type", "string", doc="class name of that module"),
+    Column("op", "string", doc="aten overload, e.g. aten.convolution.default"),
+    Column("category", "string", doc="conv|linear|attention|norm|elementwise|resample|..."),
+    Column("attn_kind", "string", doc="self | cross (attention rows only)"),
+    Column("attn_axis", "string", doc="spatial | temporal | joint | text (attention rows)"),
+    Column("q_len", "Int64", doc="query sequence length (attention rows)"),
+    Column("kv_len", "Int64", doc="key/value sequence length (attention rows)"),
+    Column("heads", "Int64", doc="query heads (attention rows)"),
+    Column("head_dim", "Int64", doc="per-head dimension (attention rows)"),
+    Column("batch", "Int64", doc="batch of attention problems, excluding heads"),
+    Column("input_shapes", "string", doc="tensor input shapes, ';'-separated"),
+    Column("output_shapes", "string", doc="tensor output shapes, ';'-separated"),
+    Column("dtype", "string", doc="compute dtype: fp32 | bf16 | fp16 | ..."),
+    Column("unit", "string", doc="matrix (tensor cores/GEMM) | vector | none (views)"),
+    Column("flops", "int64", "FLOP", "multiply-add = 2 FLOPs, per single op", 0),
+    Column("bytes_read", "int64", "B", "minimum off-chip bytes read, per single op", 0),
+    Column("bytes_written", "int64", "B", "minimum off-chip bytes written, per single op", 0),
+    Column("predicted_s", "float64", "s", "roofline time on the run's hardware, per op", 0.0),
+    Column("bound", "string", doc="compute | memory | none (roofline label)"),
+    Column("measured_s", "float64", "s", "measured time per op (measured mode), else null"),
+    Column("count", "int64", doc="identical ops this row stands for", default=1),
+)
+
+COLUMN_NAMES = tuple(c.name for c in EVENT_COLUMNS)
+CATEGORIES = (
+    "conv",
+    "linear",
+    "attention",
+    "norm",
+    "elementwise",
+    "resample",
+    "embedding",
+    "memory",
+    "other",
+)
+
+
+def events_frame(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Build an op-event DataFrame with every schema column, in order, with schema dtypes."""
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(list(rows))
+    unknown = set(df.columns) - set(COLUMN_NAMES)
+    if unknown:
+        raise ValueError(f"columns not in the op-event schema: {sorted(unknown)}")
+    for col in EVENT_COLUMNS:
+        if col.name not in df.columns:
+            df[col.name] = col.default
+        elif col.default is not None:
+            df[col.name] = df[col.name].fillna(col.default)
+        df[col.name] = df[col.name].astype(col.dtype)
+    return df.loc[:, list(COLUMN_NAMES)].reset_index(drop=True)
+
+
+def total(df: pd.DataFrame, column: str) -> pd.Series:
+    """Per-row totals of a per-op column, honouring ``count``."""
+    return df[column] * df["count"]

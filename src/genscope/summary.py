@@ -1,0 +1,49 @@
+"""Run summaries: the totals the CLI prints and ``summary.json`` stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from genscope.schema import total
+
+ATTENTION_GROUPS = ("self", "cross", "spatial", "temporal", "joint", "text")
+
+
+def _block(df: pd.DataFrame) -> dict[str, float]:
+    return {
+        "flops": int(total(df, "flops").sum()),
+        "bytes": int((total(df, "bytes_read") + total(df, "bytes_written")).sum()),
+        "time_s": float(total(df, "predicted_s").sum()),
+    }
+
+
+def summarize(events: pd.DataFrame) -> dict[str, Any]:
+    """Totals by component, category and attention kind/axis, plus sequence-length range."""
+    whole = _block(events)
+    time_all = whole["time_s"] or 1.0
+    by_category = {}
+    for cat, df in events.groupby("category", sort=True):
+        block = _block(df)
+        by_category[str(cat)] = block | {"share": block["time_s"] / time_all}
+    attn = events[events["category"] == "attention"]
+    attention = {}
+    for group in ATTENTION_GROUPS:
+        col = "attn_kind" if group in ("self", "cross") else "attn_axis"
+        sel = attn[attn[col] == group]
+        attention[group] = {k: v for k, v in _block(sel).items() if k != "bytes"}
+    seq = attn["q_len"].dropna().astype(int)
+    return {
+        "flops_total": whole["flops"],
+        "bytes_total": whole["bytes"],
+        "predicted_s": whole["time_s"],
+        "by_component": {str(c): _block(df) for c, df in events.groupby("component", sort=False)},
+        "by_category": by_category,
+        "attention": attention,
+        "seq_len": {
+            "min": int(seq.min()) if len(seq) else None,
+            "max": int(seq.max()) if len(seq) else None,
+            "distinct": sorted(int(s) for s in seq.unique()),
+        },
+    }

@@ -1,0 +1,1 @@
+"""The model suite: named pipelines of config-built components (see ``registry``)."""

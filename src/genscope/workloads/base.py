@@ -1,0 +1,211 @@
+"""What a workload is: a named pipeline of config-built components plus its generation loop.
+
+A workload declares its metadata (task, family, sources), its components (shipped configs), the
+options it accepts with their defaults per size, and one ``generate`` function written against a
+:class:`~genscope.capture.context.Runner`. Capture modes (analytic, measured) and optimization
+levers all drive that same ``generate``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from genscope.capture.context import AxisRules, Runner
+from genscope.errors import UserError, choices_error
+from genscope.workloads.components import (
+    SIZES,
+    ComponentConfig,
+    Size,
+    build_component,
+    count_params,
+    load_component_config,
+)
+
+Task = Literal["tti", "ttv", "i2v", "t2t", "i2t", "s2t", "h2a"]
+Family = Literal[
+    "diffusion-unet", "diffusion-dit", "masked-token", "autoregressive", "encoder-decoder",
+    "recommender",
+]  # fmt: skip
+DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+#: Options each workload may accept; a workload lists the subset that is meaningful for it.
+OPTION_NAMES = ("res", "frames", "steps", "cfg", "batch", "prompt_len", "new_tokens", "variant")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that determines one run of a workload. ``None`` means "workload default"."""
+
+    size: Size = "full"
+    res: tuple[int, int] | None = None  # (height, width) in pixels
+    frames: int | None = None
+    steps: int | None = None
+    batch: int = 1
+    cfg: bool | None = None
+    dtype: str = "fp32"
+    attention: str = "flash"
+    variant: str | None = None
+    prompt_len: int | None = None
+    new_tokens: int | None = None
+    device: str | None = None  # default: meta for full, cpu for tiny
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def torch_device(self) -> str:
+        return self.device or ("meta" if self.size == "full" else "cpu")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["res"] = list(self.res) if self.res else None
+        return d
+
+
+@dataclass
+class Built:
+    """Components instantiated for one run, plus anything the loop needs (schedulers, ...)."""
+
+    models: dict[str, nn.Module]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def params(self) -> dict[str, int]:
+        return {name: count_params(m) for name, m in self.models.items()}
+
+
+class Workload(ABC):
+    """Base class: subclasses set the ClassVars and implement :meth:`generate`."""
+
+    name: ClassVar[str]
+    task: ClassVar[Task]
+    family: ClassVar[Family]
+    description: ClassVar[str]
+    #: component name -> config file stem (``configs/<config_dir>/<stem>[.<variant>].json``)
+    components: ClassVar[dict[str, str]]
+    #: components whose config file depends on ``--variant``
+    variant_components: ClassVar[tuple[str, ...]] = ()
+    variants: ClassVar[tuple[str, ...]] = ()
+    default_variant: ClassVar[str | None] = None
+    config_dir: ClassVar[str | None] = None
+    #: option -> default, per size ("full", "tiny")
+    defaults: ClassVar[dict[str, dict[str, Any]]]
+    #: pixel side must be a multiple of this (VAE/patch factor)
+    res_factor: ClassVar[int] = 1
+
+    # ---------------------------------------------------------------- settings
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Options this workload accepts (beyond size/dtype/attention/batch)."""
+        opts = set(self.defaults["full"])
+        if self.variants:
+            opts.add("variant")
+        return tuple(o for o in OPTION_NAMES if o in opts or o == "batch")
+
+    def resolve(self, s: Settings) -> Settings:
+        """Fill defaults and reject options that make no sense here, naming the valid ones."""
+        if s.size not in SIZES:
+            raise choices_error("size", s.size, SIZES)
+        if s.dtype not in DTYPES:
+            raise choices_error("dtype", s.dtype, list(DTYPES))
+        if s.attention not in ("flash", "math"):
+            raise choices_error("attention", s.attention, ["flash", "math"])
+        accepted = set(self.options)
+        for opt in ("res", "frames", "steps", "cfg", "prompt_len", "new_tokens", "variant"):
+            if getattr(s, opt) is not None and opt not in accepted:
+                raise UserError(
+                    f"{self.name} does not take --{opt.replace('_', '-')}; "
+                    f"it takes: {', '.join('--' + o.replace('_', '-') for o in sorted(accepted))}"
+                )
+        d = self.defaults[s.size]
+        resolved = replace(
+            s,
+            res=s.res or (tuple(d["res"]) if "res" in d else None),
+            frames=s.frames if s.frames is not None else d.get("frames"),
+            steps=s.steps if s.steps is not None else d.get("steps"),
+            cfg=s.cfg if s.cfg is not None else d.get("cfg"),
+            prompt_len=s.prompt_len if s.prompt_len is not None else d.get("prompt_len"),
+            new_tokens=s.new_tokens if s.new_tokens is not None else d.get("new_tokens"),
+            variant=s.variant or self.default_variant,
+        )
+        self.validate(resolved)
+        return resolved
+
+    def validate(self, s: Settings) -> None:
+        if self.variants and s.variant not in self.variants:
+            raise choices_error(f"{self.name} variant", s.variant, self.variants)
+        if s.batch < 1:
+            raise UserError(f"--batch must be >= 1 (got {s.batch})")
+        for opt in ("steps", "frames", "prompt_len", "new_tokens"):
+            value = getattr(s, opt)
+            if value is not None and value < 1:
+                raise UserError(f"--{opt.replace('_', '-')} must be >= 1 (got {value})")
+        if s.res is not None:
+            h, w = s.res
+            if h < 1 or w < 1 or h % self.res_factor or w % self.res_factor:
+                raise UserError(
+                    f"{self.name}: resolution {h}x{w} must be a positive multiple of "
+                    f"{self.res_factor} (e.g. {self.res_factor * 8})"
+                )
+
+    # ---------------------------------------------------------------- components
+    def component_config(self, component: str, variant: str | None) -> ComponentConfig:
+        stem = self.components[component]
+        v = variant if component in self.variant_components else None
+        return load_component_config(self.config_dir or self.name, stem, v)
+
+    def build(self, s: Settings) -> Built:
+        models = {
+            name: build_component(
+                self.component_config(name, s.variant),
+                s.size,
+                device=s.torch_device,
+                dtype=s.torch_dtype,
+            )
+            for name in self.components
+        }
+        return Built(models, self.extras(models, s))
+
+    def extras(self, models: dict[str, nn.Module], s: Settings) -> dict[str, Any]:
+        """Non-module state the loop needs (schedulers, ...)."""
+        return {}
+
+    def axis_rules(self) -> AxisRules:
+        """Attention axis per component; override for video models."""
+        return AxisRules()
+
+    def sources(self, variant: str | None = None) -> dict[str, str]:
+        return {c: self.component_config(c, variant).source for c in self.components}
+
+    # ---------------------------------------------------------------- the loop
+    @abstractmethod
+    def generate(self, built: Built, s: Settings, run: Runner) -> Any:
+        """Run the whole pipeline once; label phases through ``run``."""
+
+    def describe(self, variant: str | None = None) -> dict[str, Any]:
+        v = variant or self.default_variant
+        return {
+            "name": self.name,
+            "task": self.task,
+            "family": self.family,
+            "description": self.description,
+            "variants": list(self.variants),
+            "components": {
+                c: {
+                    "class": self.component_config(c, v).class_path.rsplit(".", 1)[-1],
+                    "published_params": self.component_config(c, v).published_params,
+                    "source": self.component_config(c, v).source,
+                }
+                for c in self.components
+            },
+            "defaults": self.defaults["full"],
+            "options": list(self.options),
+        }

@@ -1,0 +1,152 @@
+"""``genscope calibrate``: a quick run yields positive, finite, sourced numbers with their spread,
+and the saved spec round-trips through ``GENSCOPE_HOME`` into the registry."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from genscope import calibrate as cal
+from genscope.calibrate import calibrate, save_local_spec, time_calls
+from genscope.costmodel.hardware import HardwareSpec, get_hardware, hardware_names
+from genscope.errors import UserError
+
+CORE = (
+    "matrix_peak.fp32",
+    "matrix_peak.bf16",
+    "vector_peak.fp32",
+    "vector_peak.bf16",
+    "mem_bw",
+    "dispatch_overhead_s",
+)
+
+
+@pytest.fixture(scope="module")
+def spec() -> HardwareSpec:
+    return calibrate(quick=True)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("GENSCOPE_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_quick_numbers_are_positive_and_finite(spec: HardwareSpec):
+    assert (spec.name, spec.kind) == ("cpu-local", "measured")
+    values = [*spec.matrix_peak.values(), *spec.vector_peak.values(), spec.mem_bw]
+    values += [spec.mem_bytes, spec.dispatch_overhead_s]
+    assert all(math.isfinite(v) and v > 0 for v in values), values
+    # Unit guards: a CPU does not reach 1 PFLOP/s, and a 1-element add takes well under 1 s.
+    assert max(spec.matrix_peak.values()) < 1e15
+    assert spec.dispatch_overhead_s < 1.0
+    assert "not representative" in spec.description
+
+
+def test_contention_is_recorded(spec: HardwareSpec):
+    """A neighbour's load would silently lower the ceilings; the spec must say how busy it was."""
+    contention = spec.extra["contention"]
+    assert {"loadavg_1m_before", "loadavg_1m_after", "other_processes_cpu_fraction"} <= set(
+        contention
+    )
+    share = contention["other_processes_cpu_fraction"]
+    assert share is None or 0.0 <= share <= 1.0
+    assert isinstance(spec.extra["warnings"], list)
+
+
+def test_spread_recorded_for_every_measurement(spec: HardwareSpec):
+    measurements = spec.extra["measurements"]
+    assert spec.extra["settings"]["repeats"] == 2
+    for path in CORE:
+        m = measurements[path]
+        assert m["repeats"] == 2 == len(m.get("samples") or m["by_size"][m["best_size"]]["samples"])
+        assert m["min"] <= m["median"] <= m["max"], (path, m)
+    assert spec.matrix_peak["bf16"] == measurements["matrix_peak.bf16"]["median"]
+    assert spec.mem_bw == measurements["mem_bw"]["median"]
+
+
+def test_flops_and_bytes_are_counted_honestly(spec: HardwareSpec):
+    gemm = spec.extra["measurements"]["matrix_peak.fp32"]["by_size"]
+    assert gemm["128"]["work_per_call"] == 2 * 128**3  # multiply-add = 2 FLOPs
+    vec = spec.extra["measurements"]["vector_peak.fp32"]["by_size"]
+    assert vec["4096"]["work_per_call"] == 2 * 4096  # addcmul: one mul + one add per element
+    copy = spec.extra["measurements"]["mem_bw"]
+    assert copy["work_per_call"] == 2 * copy["buffer_bytes"]  # read + write
+
+
+def test_every_measured_number_has_source_and_status(spec: HardwareSpec):
+    for path in spec.number_fields():
+        assert spec.source_of(path), path
+        assert spec.status_of(path) == "measured", path
+
+
+def test_save_and_load_round_trip(spec: HardwareSpec, home: Path):
+    assert "cpu-local" not in hardware_names()
+    path = save_local_spec(spec)
+    assert path == home / "hardware" / "cpu-local.json"
+    assert [p.name for p in path.parent.iterdir()] == ["cpu-local.json"]  # no temp file left
+    loaded = get_hardware("cpu-local")
+    assert loaded == spec
+    assert "cpu-local" in hardware_names()
+    assert loaded.ridge("bf16", "matrix") == spec.matrix_peak["bf16"] / spec.mem_bw
+
+
+def test_interrupted_save_leaves_previous_file(spec: HardwareSpec, monkeypatch):
+    path = save_local_spec(spec)
+    before = path.read_text()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cal.json, "dump", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_local_spec(spec)
+    assert path.read_text() == before
+    assert [p.name for p in path.parent.iterdir()] == ["cpu-local.json"]
+
+
+def test_corrupt_local_spec_says_rerun(home: Path):
+    (home / "hardware").mkdir()
+    (home / "hardware" / "cpu-local.json").write_text("{not json")
+    with pytest.raises(UserError, match="re-run `genscope calibrate`"):
+        get_hardware("cpu-local")
+
+
+def test_bad_arguments():
+    with pytest.raises(UserError, match="choose one of: cpu, cuda"):
+        calibrate("tpu", quick=True)
+    with pytest.raises(UserError, match="repeats >= 1"):
+        calibrate(repeats=0, quick=True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+def test_cuda_unavailable_is_a_user_error():
+    with pytest.raises(UserError, match="CUDA is not available"):
+        calibrate("cuda", quick=True)
+
+
+def test_time_calls_counts_calls():
+    calls = []
+    per_call, n = time_calls(
+        lambda: calls.append(1), lambda: None, warmup=3, repeats=4, min_repeat_s=1e-4
+    )
+    assert len(per_call) == 4 and all(t > 0 for t in per_call)
+    assert len(calls) == 3 + 1 + 4 * n  # warm-up, one sizing call, then repeats x n
+
+
+def test_cli_json_is_one_object(home: Path, monkeypatch, capsys):
+    from genscope import cli
+
+    monkeypatch.setattr(sys, "argv", ["genscope", "calibrate", "--quick", "--json"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code in (0, None)
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1, out
+    data = json.loads(out)
+    assert data["name"] == "cpu-local" and data["kind"] == "measured"
+    assert json.loads((home / "hardware" / "cpu-local.json").read_text()) == data
+    assert "wrote" in err

@@ -16,6 +16,7 @@ attention op by op; :func:`genscope.costmodel.taxonomy.categorize` decides categ
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import torch
@@ -90,6 +91,26 @@ class Recorder:
         self.sdpa_depth = 0
         self.sdpa_backend_op: str | None = None
         self.forced_attention = 0  # >0 while running the math baseline in place of SDPA
+        self.live_bytes = 0  # bytes of op outputs still alive (activation memory)
+        self._tracked: weakref.WeakSet[torch.Tensor] = weakref.WeakSet()
+
+    def track_outputs(self, out: Any) -> int:
+        """Count fresh op outputs as live until Python frees them; return live bytes now.
+
+        Views share their base's storage and in-place ops return an input, so only tensors
+        that own new storage are counted. Freed tensors are subtracted by a finalizer.
+        """
+        for t in out if isinstance(out, list | tuple) else (out,):
+            if not isinstance(t, torch.Tensor) or t._base is not None or t in self._tracked:
+                continue
+            nbytes = t.numel() * t.element_size()
+            self._tracked.add(t)
+            self.live_bytes += nbytes
+            weakref.finalize(t, self._free, nbytes)
+        return self.live_bytes
+
+    def _free(self, nbytes: int) -> None:
+        self.live_bytes -= nbytes
 
     # -- rows -------------------------------------------------------------------------------
     def _base(self, frame: Frame | None) -> dict[str, Any]:
@@ -130,6 +151,7 @@ class Recorder:
             flops=cost.flops,
             bytes_read=cost.bytes_read,
             bytes_written=cost.bytes_written,
+            live_bytes=self.track_outputs(out),
         )
         if category == "attention":
             row.update(self._attention_labels(frame))
@@ -165,7 +187,9 @@ class Recorder:
             "batch": bh // heads if heads else bh,
         }
 
-    def record_sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any) -> None:
+    def record_sdpa(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any, out: Any
+    ) -> None:
         frame = self.modules.top
         mq, mk, mv = TensorMeta.of(q), TensorMeta.of(k), TensorMeta.of(v)
         mmask = TensorMeta.of(mask) if isinstance(mask, torch.Tensor) else None
@@ -187,6 +211,7 @@ class Recorder:
             head_dim=q.shape[-1],
             heads=heads,
             batch=math.prod(q.shape[:-3]) if q.dim() >= 4 else math.prod(q.shape[:-2]),
+            live_bytes=self.track_outputs(out),
             **self._attention_labels(frame),
         )
         self.rows.append(row)
@@ -242,7 +267,7 @@ class _RecordSDPA(TorchFunctionMode):
             self.rec.sdpa_depth -= 1
         q, k, v = args[:3]
         mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)
-        self.rec.record_sdpa(q, k, v, mask)
+        self.rec.record_sdpa(q, k, v, mask, out)
         return out
 
 

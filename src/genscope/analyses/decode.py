@@ -1,0 +1,80 @@
+"""Autoregressive decoding (Lee et al.): per-step latency composition, KV-cache growth, and the
+linear vs attention balance as batch grows."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from genscope.schema import total
+
+
+def _shape(text: str, index: int) -> tuple[int, ...]:
+    parts = [p for p in text.split(";") if p]
+    return tuple(int(x) for x in parts[index].strip("[]").split(",")) if len(parts) > index else ()
+
+
+def step_composition(events: pd.DataFrame, time_col: str = "predicted_s") -> pd.DataFrame:
+    """Per decode step: time per category (rows: step; columns: categories)."""
+    ev = events[events["phase"].isin(["prefill", "decode"])]
+    t = total(ev, time_col).groupby([ev["step"], ev["category"]]).sum().unstack(fill_value=0.0)
+    return t.reset_index()
+
+
+def kv_cache_bytes(events: pd.DataFrame) -> pd.DataFrame:
+    """KV bytes attention reads per step (the cache size): K and V inputs of each attention
+    call, summed per step. Works for SDPA rows (inputs: Q;K;V) and math rows (Kᵀ / V GEMMs)."""
+    attn = events[(events["category"] == "attention") & events["phase"].isin(["prefill", "decode"])]
+    sdpa = attn[attn["op"].str.contains("scaled_dot_product|flash|efficient")]
+    itemsize = {"fp32": 4, "bf16": 2, "fp16": 2}
+    rows = []
+    for step, df in sdpa.groupby("step"):
+        size = sum(
+            (math.prod(_shape(s, 1)) + math.prod(_shape(s, 2))) * itemsize.get(d, 4)
+            for s, d in zip(df["input_shapes"], df["dtype"], strict=True)
+        )
+        rows.append({"step": int(step), "kv_len": int(df["kv_len"].max()), "kv_bytes": size})
+    return pd.DataFrame(rows)
+
+
+def linear_attention_share(runs_by_batch: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """Decode-phase time share of linear vs attention as batch grows."""
+    rows = []
+    for batch, ev in sorted(runs_by_batch.items()):
+        dec = ev[ev["phase"] == "decode"]
+        t = total(dec, "predicted_s")
+        whole = float(t.sum()) or 1.0
+        by = t.groupby(dec["category"]).sum()
+        work = dec[dec["unit"] != "none"]
+        f = float(total(work, "flops").sum())
+        b = float((total(work, "bytes_read") + total(work, "bytes_written")).sum())
+        rows.append(
+            {
+                "batch": batch,
+                "linear_share": float(by.get("linear", 0.0)) / whole,
+                "attention_share": float(by.get("attention", 0.0)) / whole,
+                "decode_time_s": whole,
+                "intensity": f / b if b else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plot_decode(comp: pd.DataFrame, kv: pd.DataFrame, title: str) -> Figure:
+    fig = Figure(figsize=(9, 3.6))
+    ax1, ax2 = fig.subplots(1, 2)
+    cats = [c for c in comp.columns if c != "step"]
+    ax1.stackplot(comp["step"], *[comp[c] * 1e3 for c in cats], labels=cats)
+    ax1.set_xlabel("step (0 = prefill)")
+    ax1.set_ylabel("predicted ms per step")
+    ax1.set_yscale("symlog", linthresh=0.01)
+    ax1.legend(fontsize=6, loc="upper right")
+    if not kv.empty:
+        ax2.plot(kv["kv_len"], kv["kv_bytes"] / 2**20)
+    ax2.set_xlabel("KV length (tokens)")
+    ax2.set_ylabel("KV cache read per step (MiB)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -510,11 +510,17 @@ def _failed(name: str, err: BaseException) -> Section:
     )
 
 
-def build_report(out: Path, hardware: str = "a100-80g-sxm", quick: bool = False) -> Path:
-    """Run every section builder and write ``out/index.html`` (atomically)."""
+def build_report(
+    out: Path,
+    hardware: str = "a100-80g-sxm",
+    quick: bool = False,
+    builders: list[tuple[str, SectionBuilder]] | None = None,
+) -> Path:
+    """Run every section builder (or the given ones) and write ``out/index.html`` atomically."""
     out.mkdir(parents=True, exist_ok=True)
     ctx = ReportContext(out, hardware, quick)
     sections: list[Section] = []
+    builders = SECTION_BUILDERS if builders is None else builders
     columns = (
         TextColumn("{task.description:<22}"),
         BarColumn(),
@@ -522,8 +528,8 @@ def build_report(out: Path, hardware: str = "a100-80g-sxm", quick: bool = False)
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err_console) as progress:
-        task = progress.add_task("report", total=len(SECTION_BUILDERS) + 1)
-        for name, builder in SECTION_BUILDERS:
+        task = progress.add_task("report", total=len(builders) + 1)
+        for name, builder in builders:
             progress.update(task, description=name)
             try:
                 sections.extend(builder(ctx))

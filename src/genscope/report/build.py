@@ -510,6 +510,13 @@ def _failed(name: str, err: BaseException) -> Section:
     )
 
 
+def _extra_builders() -> list[tuple[str, SectionBuilder]]:
+    """Sections owned by other packages (numerics, levers, measured), imported lazily."""
+    from genscope.numerics.report_section import numerics_section
+
+    return [("numerics", numerics_section)]
+
+
 def build_report(
     out: Path,
     hardware: str = "a100-80g-sxm",
@@ -520,7 +527,7 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     ctx = ReportContext(out, hardware, quick)
     sections: list[Section] = []
-    builders = SECTION_BUILDERS if builders is None else builders
+    builders = [*SECTION_BUILDERS, *_extra_builders()] if builders is None else builders
     columns = (
         TextColumn("{task.description:<22}"),
         BarColumn(),

@@ -118,17 +118,30 @@ def trace_workload(
     hardware: str | HardwareSpec = DEFAULT_HARDWARE,
     save: bool = True,
     collapse_identical_steps: bool = True,
+    extra_meta: dict[str, Any] | None = None,
 ) -> TraceResult:
-    """Analytic trace of a suite workload; full size runs on ``meta``, tiny on real tensors."""
+    """Analytic trace of a suite workload; full size runs on ``meta``, tiny on real tensors.
+
+    ``extra_meta`` is merged into run.json (a sweep tags its runs with ``sweep``/``point_id``).
+    """
     wl = get_workload(workload) if isinstance(workload, str) else workload
     hw = get_hardware(hardware) if isinstance(hardware, str) else hardware
     s = wl.resolve(settings or Settings())
     check_dtype_supported(hw, s.dtype)
-    return trace_built(wl, wl.build(s), s, hw, save=save, collapse=collapse_identical_steps)
+    return trace_built(
+        wl, wl.build(s), s, hw, save=save, collapse=collapse_identical_steps, extra_meta=extra_meta
+    )
 
 
 def trace_built(
-    wl: Workload, built: Built, s: Settings, hw: HardwareSpec, *, save: bool, collapse: bool
+    wl: Workload,
+    built: Built,
+    s: Settings,
+    hw: HardwareSpec,
+    *,
+    save: bool,
+    collapse: bool,
+    extra_meta: dict[str, Any] | None = None,
 ) -> TraceResult:
     """Trace already-built components (so benchmarks can time capture without construction)."""
     collapse_identical_steps = collapse
@@ -152,6 +165,7 @@ def trace_built(
             "sources": wl.sources(s.variant),
             "task": wl.task,
             "family": wl.family,
+            **(extra_meta or {}),
         },
     )
     return _finish(run_id, meta, capture.rows, hw, save, output)

@@ -24,6 +24,10 @@ def register(app: typer.Typer) -> None:
         if sweep:
             clauses.append(f"sweep = '{sweep.replace(chr(39), '')}'")
         df = list_runs(" AND ".join(clauses) or None)
+        if sweep:
+            from genscope.sweep.query import with_point_ids
+
+            df = with_point_ids(df, sweep, short=not json_out)
         if json_out:
             emit_json({"runs": df.astype(object).where(df.notna(), None).to_dict("records")})
             return

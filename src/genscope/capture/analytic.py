@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from genscope.capture.attention_impl import Attention, math_sdpa
+from genscope.capture.attention_impl import Attention, math_sdpa, sdpa_arguments
 from genscope.capture.context import AxisRules, Runner
 from genscope.capture.modules import Frame, ModuleStack
 from genscope.costmodel.ops import TensorMeta, cost_of, sdpa_cost
@@ -92,7 +92,7 @@ class Recorder:
         self.sdpa_backend_op: str | None = None
         self.forced_attention = 0  # >0 while running the math baseline in place of SDPA
         self.live_bytes = 0  # bytes of op outputs still alive (activation memory)
-        self._tracked: weakref.WeakSet[torch.Tensor] = weakref.WeakSet()
+        self._tracked: set[int] = set()  # ids of live tracked tensors
 
     def track_outputs(self, out: Any) -> int:
         """Count fresh op outputs as live until Python frees them; return live bytes now.
@@ -101,15 +101,16 @@ class Recorder:
         that own new storage are counted. Freed tensors are subtracted by a finalizer.
         """
         for t in out if isinstance(out, list | tuple) else (out,):
-            if not isinstance(t, torch.Tensor) or t._base is not None or t in self._tracked:
+            if not isinstance(t, torch.Tensor) or t._base is not None or id(t) in self._tracked:
                 continue
             nbytes = t.numel() * t.element_size()
-            self._tracked.add(t)
+            self._tracked.add(id(t))
             self.live_bytes += nbytes
-            weakref.finalize(t, self._free, nbytes)
+            weakref.finalize(t, self._free, id(t), nbytes)
         return self.live_bytes
 
-    def _free(self, nbytes: int) -> None:
+    def _free(self, key: int, nbytes: int) -> None:
+        self._tracked.discard(key)
         self.live_bytes -= nbytes
 
     # -- rows -------------------------------------------------------------------------------
@@ -265,9 +266,8 @@ class _RecordSDPA(TorchFunctionMode):
             out = func(*args, **kwargs)
         finally:
             self.rec.sdpa_depth -= 1
-        q, k, v = args[:3]
-        mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)
-        self.rec.record_sdpa(q, k, v, mask, out)
+        a = sdpa_arguments(args, kwargs)  # diffusers' dispatch passes everything by keyword
+        self.rec.record_sdpa(a["query"], a["key"], a["value"], a.get("attn_mask"), out)
         return out
 
 

@@ -67,6 +67,7 @@ CATEGORIES = (
     "resample",
     "embedding",
     "memory",
+    "kv_reorder",
     "other",
 )
 

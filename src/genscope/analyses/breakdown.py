@@ -21,6 +21,7 @@ CATEGORY_COLORS = {
     "resample": "#937860",
     "embedding": "#DA8BC3",
     "memory": "#8C8C8C",
+    "kv_reorder": "#64B5CD",
     "other": "#CCB974",
 }
 

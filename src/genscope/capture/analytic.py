@@ -38,7 +38,14 @@ DTYPE_NAMES = {
     torch.int8: "int8",
     torch.float8_e4m3fn: "fp8",
 }
-_CROSS_PATH_HINTS = ("attn2", "encoder_attn", "cross_attn", "crossattention", "encdecattention")
+_CROSS_PATH_HINTS = (
+    "attn2",
+    "encoder_attn",
+    "cross_attn",
+    "cross_attention",
+    "crossattention",
+    "encdecattention",
+)
 _SOFTMAX = frozenset({"_softmax", "softmax", "_safe_softmax"})
 _GEMM = frozenset({"bmm", "baddbmm"})
 
@@ -169,11 +176,15 @@ class Recorder:
             q_len, kv_len, head_dim, bh = x[-2], x[-1], None, math.prod(x[:-2])
         elif name in _GEMM:
             a, b = (args[1], args[2]) if name == "baddbmm" else (args[0], args[1])
-            if frame is not None and frame.softmax_seen:  # P·V: a = P (BH, Lq, Lk)
+            # P·V follows Q·Kᵀ, with a softmax between (or none: HSTU's pointwise attention)
+            if frame is not None and (frame.softmax_seen or frame.extra.get("qk_done")):
                 q_len, kv_len, head_dim = a.shape[-2], a.shape[-1], b.shape[-1]
                 frame.softmax_seen = False
+                frame.extra["qk_done"] = False
             else:  # Q·Kᵀ: a = Q (BH, Lq, d), b = Kᵀ (BH, d, Lk)
                 q_len, kv_len, head_dim = a.shape[-2], b.shape[-1], a.shape[-1]
+                if frame is not None:
+                    frame.extra["qk_done"] = True
             bh = math.prod(a.shape[:-2])
         else:
             return {}

@@ -4,7 +4,7 @@ The category is decided by the op first and the innermost module second, because
 op means different things in different places: ``bmm`` inside an attention module is attention
 (Q·Kᵀ or P·V), elsewhere it is a GEMM; elementwise ops inside an ``RMSNorm`` module *are* the
 norm. Categories follow the seed papers: Conv / Linear / Attention / Norm / elementwise /
-resample / embedding / memory / other.
+resample / embedding / memory / kv_reorder (beam search's KV-cache reorder) / other.
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ SDPA_NAMES = frozenset(op.__name__ for op in SDPA_OPS)
 _ATTENTION_MODULE = re.compile(r"(Attention|Attn|SelfAttention|MultiheadAttention)", re.I)
 _NORM_MODULE = re.compile(r"(Norm|RMSNorm)$|LayerNorm|GroupNorm", re.I)
 _EMBED_MODULE = re.compile(r"Embedding", re.I)
+#: Beam search's KV-cache reorder (Lee et al.'s KV_Cache_Reorder): the gathers that run directly
+#: inside a module whose class name contains "CacheReorder" (a workload wraps its call to
+#: ``Cache.reorder_cache`` in one, e.g. ``genscope.workloads.seamless.KVCacheReorder``). Only the
+#: gathers count: they are the reorder's cost (one read + one write of every cached tensor).
+_KV_REORDER_MODULE = re.compile(r"CacheReorder", re.I)
+KV_REORDER_OPS = frozenset({"index_select", "index", "gather", "take", "_unsafe_index"})
 
 
 def is_attention_module(module_type: str) -> bool:
@@ -48,6 +54,8 @@ def categorize(func: torch._ops.OpOverload, module_type: str) -> str:
     name = func.overloadpacket.__name__
     if name in SDPA_NAMES:
         return "attention"
+    if name in KV_REORDER_OPS and _KV_REORDER_MODULE.search(module_type):
+        return "kv_reorder"
     if name in CONV_OPS:
         return "conv"
     if name in ATTENTION_CORE_OPS and is_attention_module(module_type):

@@ -1,0 +1,378 @@
+"""Token-generating workloads: masked-token (muse, phenaki), autoregressive (parti, chameleon,
+llama), beam search (seamless), one-pass recommender (hstu), and the exact decode shortcut."""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+import pandas as pd
+import pytest
+import torch
+
+from genscope.capture.analytic import AnalyticCapture
+from genscope.capture.context import AxisRules, Runner
+from genscope.costmodel.hardware import get_hardware
+from genscope.costmodel.taxonomy import categorize
+from genscope.errors import UserError
+from genscope.schema import CATEGORIES, total
+from genscope.tracing import TraceResult, trace_built, trace_workload
+from genscope.workloads.affine_decode import AffineSteps, DecodeLoop
+from genscope.workloads.base import Built, Settings
+from genscope.workloads.registry import get_workload
+
+AR_WORKLOADS = (
+    "muse",
+    "parti",
+    "phenaki",
+    "chameleon",
+    "chameleon-i2t",
+    "llama",
+    "seamless",
+    "hstu",
+)
+HW = get_hardware("a100-80g-sxm")
+
+#: Parameters each full config builds, as stated in its JSON's params_source (the published
+#: figures and their 1% check live in tests/test_configs.py).
+CONFIG_PARAMS = {
+    ("muse", None): {"text_encoder": 123_650_304, "transformer": 603_537_664, "vqvae": 146_244_675},
+    ("parti", "350m"): {"transformer": 377_158_656, "vqgan": 146_244_675},
+    ("phenaki", None): {
+        "text_encoder": 4_762_310_656,
+        "transformer": 1_846_802_432,
+        "tokenizer_decoder": 29_861_440,
+    },
+    ("chameleon", "7b"): {"model": 7_043_090_432, "vq_decoder": 146_244_675},
+    ("chameleon-i2t", "7b"): {"model": 7_043_090_432},
+    ("llama", "7b"): {"model": 6_738_415_616},
+    ("seamless", None): {"model": 2_309_249_669},
+    ("hstu", None): {"model": 525_318_134},
+}
+OTHER_VARIANTS = {
+    ("parti", "20b"): {"transformer": 20_501_114_880},
+    ("parti", "750m"): {"transformer": 779_885_568},
+    ("parti", "3b"): {"transformer": 3_069_720_576},
+    ("chameleon", "34b"): {"model": 34_323_732_480},
+    ("llama", "70b"): {"model": 68_976_648_192},
+}
+#: Reduced full-size settings (meta device) that keep each trace to a few seconds.
+REDUCED = {
+    "muse": {"steps": 2},
+    "parti": {"prompt_len": 8},
+    "phenaki": {"frames": 3, "steps": 2, "prompt_len": 8},
+    "chameleon": {"prompt_len": 8},
+    "chameleon-i2t": {"new_tokens": 4},
+    "llama": {"prompt_len": 8, "new_tokens": 6},
+    "seamless": {"prompt_len": 100, "new_tokens": 4},
+    "hstu": {"prompt_len": 2048},
+}
+
+
+@cache
+def _built(name: str, size: str, variant: str | None = None, device: str | None = None) -> Built:
+    wl = get_workload(name)
+    return wl.build(wl.resolve(Settings(size=size, variant=variant, device=device)))  # type: ignore[arg-type]
+
+
+_TRACES: dict[tuple, TraceResult] = {}
+
+
+def _trace(name: str, collapse: bool = True, **options) -> TraceResult:  # type: ignore[no-untyped-def]
+    """Trace once per (workload, options) in this module; results are only read."""
+    key = (name, collapse, *sorted(options.items()))
+    if key not in _TRACES:
+        wl = get_workload(name)
+        s = wl.resolve(Settings(**options))
+        built = _built(name, s.size, s.variant, s.device)
+        _TRACES[key] = trace_built(wl, built, s, HW, save=False, collapse=collapse)
+    return _TRACES[key]
+
+
+def _attn(events: pd.DataFrame) -> pd.DataFrame:
+    return events[events["category"] == "attention"]
+
+
+# ------------------------------------------------------------------------------ tiny, for real
+@pytest.mark.parametrize("name", AR_WORKLOADS)
+def test_tiny_pipeline_runs_end_to_end(name: str) -> None:
+    t0 = time.perf_counter()
+    result = _trace(name, size="tiny")  # build + the whole pipeline on CPU
+    seconds = time.perf_counter() - t0
+    assert seconds < 20, f"{name} tiny took {seconds:.1f}s"
+    out = result.output
+    assert isinstance(out, torch.Tensor) and out.device.type == "cpu" and out.numel() > 0
+    if out.is_floating_point():
+        assert torch.isfinite(out).all()
+    assert result.summary["flops_total"] > 0
+    assert set(result.events["category"]) <= set(CATEGORIES)
+    assert result.meta["params"] == _built(name, "tiny").params()
+
+
+def test_tiny_outputs_have_the_generated_shapes() -> None:
+    assert tuple(_trace("muse", size="tiny").output.shape) == (1, 3, 8, 8)  # 4x4 tokens, f=2
+    assert tuple(_trace("parti", size="tiny").output.shape) == (1, 3, 8, 8)
+    assert tuple(_trace("phenaki", size="tiny").output.shape) == (1, 3, 5, 16, 16)
+    assert tuple(_trace("chameleon", size="tiny").output.shape) == (1, 3, 8, 8)
+    assert tuple(_trace("chameleon-i2t", size="tiny").output.shape) == (1, 6)
+    assert tuple(_trace("llama", size="tiny", batch=2).output.shape) == (2, 8)
+    assert tuple(_trace("seamless", size="tiny").output.shape) == (1, 5, 8)  # beams x (2 + 6)
+    assert tuple(_trace("hstu", size="tiny").output.shape) == (1, 16, 32)
+
+
+# ------------------------------------------------------------------------------ full size, meta
+@pytest.mark.parametrize(("name", "variant"), list(CONFIG_PARAMS))
+def test_full_trace_reports_config_param_counts(name: str, variant: str | None) -> None:
+    result = _trace(name, **({"variant": variant} if variant else {}), **REDUCED[name])
+    assert result.meta["params"] == CONFIG_PARAMS[(name, variant)]
+    assert result.summary["flops_total"] > 0
+
+
+@pytest.mark.parametrize(("name", "variant"), list(OTHER_VARIANTS))
+def test_other_variants_build_config_param_counts(name: str, variant: str) -> None:
+    params = _built(name, "full", variant).params()
+    for component, count in OTHER_VARIANTS[(name, variant)].items():
+        assert params[component] == count
+
+
+def test_llama_prefill_and_decode_lengths_are_exact() -> None:
+    ev = _trace("llama", variant="7b", prompt_len=8, new_tokens=6).events
+    attn = _attn(ev)
+    prefill = attn[attn["phase"] == "prefill"]
+    assert (
+        set(prefill["step"]) == {0}
+        and set(prefill["q_len"]) == {8}
+        and set(prefill["kv_len"]) == {8}
+    )
+    decode = attn[attn["phase"] == "decode"]
+    assert sorted(set(decode["step"])) == [1, 2, 3, 4, 5]
+    for step, rows in decode.groupby("step"):
+        assert set(rows["q_len"]) == {1}
+        assert set(rows["kv_len"]) == {8 + int(step)}
+        assert len(rows) == 32  # one SDPA call per layer
+    assert set(ev.loc[ev["phase"] == "decode", "component"]) == {"model"}
+
+
+def test_chameleon_t2i_defaults_cfg_and_1024_image_tokens() -> None:
+    wl = get_workload("chameleon")
+    s = wl.resolve(Settings())
+    assert s.cfg is True and s.variant == "7b" and s.new_tokens is None
+    ev = _trace("chameleon", variant="7b", prompt_len=8).events
+    attn = _attn(ev)
+    assert set(attn["batch"]) == {2}  # CFG: conditional + unconditional prompt
+    assert sorted(set(attn["step"])) == list(range(1024))
+    for step, rows in attn.groupby("step"):
+        assert set(rows["kv_len"]) == {8 + int(step)}
+    assert set(attn["attn_axis"]) == {"joint"}
+
+
+def test_chameleon_i2t_prefills_image_and_text() -> None:
+    ev = _trace("chameleon-i2t", variant="7b", new_tokens=4).events
+    assert set(ev.loc[ev["phase"] == "encode_image", "category"]) >= {"conv"}
+    attn = _attn(ev)
+    prefill = attn[attn["phase"] == "prefill"]
+    assert set(prefill["q_len"]) == {1030}
+    decode = attn[attn["phase"] == "decode"]
+    assert {int(k): set(v) for k, v in decode.groupby("step")["kv_len"]} == {
+        i: {1030 + i} for i in (1, 2, 3)
+    }
+    with pytest.raises(UserError, match="prompt-len must be >= 1026"):
+        get_workload("chameleon-i2t").resolve(Settings(prompt_len=100))
+
+
+def test_cfg_doubles_the_batch() -> None:
+    cases = [(n, "transformer") for n in ("parti", "muse", "phenaki")] + [("chameleon", "model")]
+    for name, component in cases:
+        on = _attn(_trace(name, size="tiny").events)  # CFG is the default
+        off = _attn(_trace(name, size="tiny", cfg=False).events)
+        on, off = on[on["component"] == component], off[off["component"] == component]
+        assert set(on["batch"]) == {2} and set(off["batch"]) == {1}, name
+
+
+def test_parti_decoder_steps_and_cross_attention() -> None:
+    ev = _trace("parti", variant="350m", prompt_len=8).events  # 1024 image tokens, CFG
+    attn = _attn(ev)
+    dec = attn[attn["phase"].isin(["prefill", "decode"])]
+    assert sorted(set(dec["step"])) == list(range(1024))
+    self_attn = dec[dec["attn_kind"] == "self"]
+    cross = dec[dec["attn_kind"] == "cross"]
+    for step, rows in self_attn.groupby("step"):
+        assert set(rows["kv_len"]) == {1 + int(step)}
+    assert set(cross["kv_len"]) == {8} and set(cross["batch"]) == {2}
+    assert result_image_side(ev) == 512  # 32x32 tokens through the f=16 VQ decoder
+
+
+@pytest.mark.slow
+def test_parti_default_20b_full_trace() -> None:
+    result = trace_workload("parti", Settings(), save=False)  # 20B, 1024 steps, CFG
+    assert result.meta["params"]["transformer"] == 20_501_114_880
+    attn = _attn(result.events)
+    decoder = attn[attn["phase"].isin(["prefill", "decode"])]
+    assert sorted(set(decoder["step"])) == list(range(1024))
+    assert set(attn["batch"]) == {2}
+
+
+def result_image_side(events: pd.DataFrame) -> int:
+    last = events[events["phase"] == "decode_image"].iloc[-1]["output_shapes"]
+    return int(last.strip("[]").split(",")[-1])
+
+
+def test_seamless_beam_search_reorders_the_kv_cache() -> None:
+    ev = _trace("seamless", prompt_len=100, new_tokens=4).events
+    reorder = ev[ev["category"] == "kv_reorder"]
+    assert len(reorder) and (total(reorder, "bytes_read") > 0).all()
+    assert set(reorder["op"]) == {"aten.index_select.default"}
+    assert set(reorder["step"]) == {0, 1, 2, 3}  # after the prefill and after every decode step
+    # 24 layers x (self K, self V, cross K, cross V) per step, the self-attention part growing
+    assert (reorder.groupby("step").size() == 96).all()
+    attn = _attn(ev)
+    assert set(attn.loc[attn["phase"] == "decode", "batch"]) == {5}  # 5 beams
+    dec_self = attn[(attn["phase"] == "decode") & (attn["attn_kind"] == "self")]
+    assert {int(k): set(v) for k, v in dec_self.groupby("step")["kv_len"]} == {
+        i: {2 + i} for i in (1, 2, 3)
+    }
+    enc = attn[(attn["component"] == "speech_encoder") & attn["op"].str.contains("scaled_dot")]
+    assert set(enc["q_len"]) == {100, 13}  # conformer layers; the stride-8 adaptor
+
+
+def test_kv_reorder_rule_needs_the_reorder_module() -> None:
+    op = torch.ops.aten.index_select.default
+    assert categorize(op, "KVCacheReorder") == "kv_reorder"
+    assert categorize(op, "SeamlessM4Tv2Decoder") == "memory"
+    assert categorize(torch.ops.aten.mm.default, "KVCacheReorder") == "linear"
+
+
+def test_hstu_pointwise_attention_is_attention() -> None:
+    ev = _trace("hstu", prompt_len=2048).events
+    bmm = ev[ev["module_path"].str.endswith("pointwise_attn") & (ev["op"] == "aten.bmm.default")]
+    assert len(bmm) == 20 and set(bmm["category"]) == {"attention"}  # QK and AV, 10 layers
+    assert set(bmm["q_len"]) == {2048, 2028}  # L1 over the history, L2 over its tail
+    assert "softmax" not in " ".join(ev.loc[ev["category"] == "attention", "op"])
+
+
+def test_phenaki_attention_axes() -> None:
+    ev = _trace("phenaki", frames=3, steps=2, prompt_len=8).events  # 2 latent frames
+    attn = _attn(ev)
+    temporal = attn[attn["attn_axis"] == "temporal"]
+    spatial = attn[(attn["component"] == "tokenizer_decoder") & (attn["attn_axis"] == "spatial")]
+    joint = attn[attn["attn_axis"] == "joint"]
+    assert set(temporal["q_len"]) == {2} and set(temporal["batch"]) == {256}
+    assert set(spatial["q_len"]) == {256} and set(spatial["batch"]) == {2}
+    assert set(joint.loc[joint["attn_kind"] == "self", "q_len"]) == {512}
+    assert set(joint.loc[joint["attn_kind"] == "cross", "kv_len"]) == {8}
+
+
+def test_masked_token_steps_collapse_except_the_last() -> None:
+    result = _trace("muse", steps=4)
+    unmask = result.events[result.events["phase"] == "unmask"]
+    transformer = unmask[unmask["op"] == "aten.scaled_dot_product_attention"]
+    assert sorted(set(unmask["step"])) == [0, 3]
+    assert set(transformer.loc[transformer["step"] == 0, "count"]) == {3}
+    assert set(transformer.loc[transformer["step"] == 3, "count"]) == {1}
+    assert set(_attn(unmask)["q_len"]) == {256}  # 16x16 token grid
+
+
+def test_bad_options_name_the_valid_ones() -> None:
+    with pytest.raises(UserError, match=r"does not take --new-tokens; it takes: .*--steps"):
+        get_workload("sd15").resolve(Settings(new_tokens=4))
+    with pytest.raises(UserError, match=r"does not take --new-tokens"):
+        get_workload("parti").resolve(Settings(new_tokens=4))
+    for name, valid in (
+        ("llama", "70b, 7b"),
+        ("parti", "20b, 350m, 3b, 750m"),
+        ("chameleon", "34b, 7b"),
+    ):
+        with pytest.raises(UserError, match=valid):
+            get_workload(name).resolve(Settings(variant="13b"))
+    with pytest.raises(UserError, match="frames must be <= 127"):
+        get_workload("phenaki").resolve(Settings(frames=200))
+
+
+# ------------------------------------------------------------------------------ exact shortcut
+def _by_category(ev: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    return {
+        str(c): (
+            int(total(g, "flops").sum()),
+            int((total(g, "bytes_read") + total(g, "bytes_written")).sum()),
+        )
+        for c, g in ev.groupby("category")
+    }
+
+
+def _attention_ops(ev: pd.DataFrame) -> list[tuple]:
+    """Every attention / kv_reorder op (rows expanded by count), without step labels."""
+    cols = [
+        "phase",
+        "attn_kind",
+        "q_len",
+        "kv_len",
+        "batch",
+        "flops",
+        "bytes_read",
+        "bytes_written",
+    ]
+    rows = ev[ev["category"].isin(["attention", "kv_reorder"])]
+    expanded = rows.loc[rows.index.repeat(rows["count"]), cols]
+    return sorted(map(tuple, expanded.astype(object).itertuples(index=False)), key=repr)
+
+
+def _self_kv_len_per_step(ev: pd.DataFrame) -> dict[int, list[int]]:
+    """Self-attention kv_len per step: the cache length, one row per step and layer."""
+    attn = ev[(ev["category"] == "attention") & (ev["attn_kind"] == "self")]
+    return {int(k): sorted(int(x) for x in v) for k, v in attn.groupby("step")["kv_len"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("llama", {"prompt_len": 8, "new_tokens": 14}),
+        ("chameleon", {}),  # 16 image tokens with CFG
+        ("parti", {}),  # 16 image tokens, encoder-decoder cache with CFG
+        ("seamless", {"new_tokens": 12}),  # beam search + cache reorder
+    ],
+)
+def test_affine_extrapolation_equals_the_full_trace(name: str, options: dict) -> None:
+    """The shortcut is exact: same totals, categories and per-step attention as every step
+    traced, on meta with the tiny configs (so the full trace is cheap)."""
+    fast = _trace(name, size="tiny", device="meta", **options)
+    full = _trace(name, collapse=False, size="tiny", device="meta", **options)
+    assert len(fast.events) < len(full.events)  # the shortcut did apply
+    assert fast.summary["flops_total"] == full.summary["flops_total"]
+    assert fast.summary["bytes_total"] == full.summary["bytes_total"]
+    assert _by_category(fast.events) == _by_category(full.events)
+    assert _attention_ops(fast.events) == _attention_ops(full.events)
+    assert _self_kv_len_per_step(fast.events) == _self_kv_len_per_step(full.events)
+    assert fast.summary["predicted_s"] == pytest.approx(full.summary["predicted_s"], rel=1e-12)
+    for col in ("live_bytes",):
+        if col in full.events:
+            assert fast.events[col].max() == full.events[col].max()
+
+
+def test_affine_fit_rejects_non_affine_rows() -> None:
+    def block(n: int) -> list[dict]:
+        return [{"seq": 0, "step": n, "op": "x", "flops": n * n, "input_shapes": f"[{n}]"}]
+
+    assert AffineSteps.fit(1, [block(1), block(2), block(3)]) is None  # quadratic flops
+    ok = [
+        {"seq": 0, "step": n, "op": "x", "flops": 3 * n, "input_shapes": f"[2,{n}]"}
+        for n in (1, 2, 3)
+    ]
+    model = AffineSteps.fit(1, [[r] for r in ok])
+    assert model is not None
+    assert model.row(model.rows[0], 10) == {"op": "x", "flops": 30, "input_shapes": "[2,10]"}
+
+
+def test_decode_loop_falls_back_when_the_probe_disagrees() -> None:
+    """Steps whose ops change shape non-affinely late in the loop are traced in full."""
+    run = Runner(collapse_identical_steps=True)
+
+    def step(i: int, state: None) -> None:
+        n = i if i < 9 else i * i  # affine at first, then not
+        torch.empty(n, device="meta") + 1
+
+    capture = AnalyticCapture(run, AxisRules())
+    with capture:
+        report = DecodeLoop(run, "m", step, fresh=lambda i: None, device="meta")(range(1, 12), None)
+    assert report.mode == "fallback" and "probe" in report.reason
+    steps = [r["step"] for r in capture.rows if r["phase"] == "decode"]
+    assert sorted(set(steps)) == list(range(1, 12)) and all(r["count"] == 1 for r in capture.rows)

@@ -47,7 +47,8 @@ def test_report_renders_in_chromium(report):
         page.goto(report.as_uri())
         sizes = page.eval_on_selector_all(
             "figure.figure svg",
-            "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.width, r.height]})",
+            "els => els.map(e => { const r = e.getBoundingClientRect();"
+            " return [r.width, r.height]})",
         )
         pwned = page.evaluate("window.__pwned === undefined")
         evil_text = page.inner_text("#evil")

@@ -12,6 +12,7 @@ import pytest
 
 from genscope.costmodel.hardware import (
     DTYPES,
+    LOCAL_NAMES,
     HardwareSpec,
     get_hardware,
     hardware_names,
@@ -40,12 +41,15 @@ def empty_home(tmp_path, monkeypatch):
     monkeypatch.setenv("GENSCOPE_HOME", str(tmp_path))
 
 
-DATASHEET = [s for s in list_hardware() if s.kind == "datasheet"]
+DATASHEET = [get_hardware(n) for n in hardware_names() if n not in LOCAL_NAMES]
 IDS = [s.name for s in DATASHEET]
 
 
 def test_required_names_exist():
     assert set(REQUIRED) <= set(hardware_names())
+    specs = list_hardware()
+    assert [s.name for s in specs] == hardware_names()
+    assert {s.kind for s in specs} == {"datasheet"}  # nothing calibrated in this home
 
 
 @pytest.mark.parametrize("spec", DATASHEET, ids=IDS)

@@ -15,6 +15,9 @@ What is measured (FLOPs counted honestly, multiply-add = 2):
 * ``mem_bw``: ``dst.copy_(src)`` of 256 MiB, bytes = read + write (2 x size). Write-allocate
   traffic is not counted, so this is the bandwidth a copy-like op sees, not the DRAM peak.
 * ``dispatch_overhead_s``: ``torch.add`` on 1-element tensors: per-op framework overhead.
+
+Other processes sharing the CPUs lower every number, so ``extra["contention"]`` records how much
+of the machine they used during the run, and ``extra["warnings"]`` says when that was too much.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class Plan:
     min_repeat_s: float  # each repeat loops the op until it lasts about this long
 
 
-FULL = Plan((512, 1024, 2048), (2**16, 2**18, 2**20, 2**22), 256 * 2**20, 0.1)
+FULL = Plan((512, 1024, 2048), (2**15, 2**16, 2**17, 2**18, 2**20, 2**22), 256 * 2**20, 0.1)
 #: For tests and smoke runs: finishes in about a second and is *not* representative
 #: (a 4 MiB copy stays in cache).
 QUICK = Plan((64, 128), (2**12, 2**14), 4 * 2**20, 0.002)
@@ -198,11 +201,10 @@ class _Contention:
         wall = time.perf_counter() - self.wall
         own = time.process_time() - self.own
         busy_now = _system_busy_s()
-        ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        ncpu = os.cpu_count()  # /proc/stat counts every CPU of the machine, not just ours
         other = None
         if self.busy is not None and busy_now is not None and ncpu:
-            all_cpus = os.cpu_count() or ncpu
-            other = max(0.0, (busy_now - self.busy - own) / (wall * all_cpus))
+            other = max(0.0, (busy_now - self.busy - own) / (wall * ncpu))
         out: dict[str, Any] = {
             "duration_s": wall,
             "loadavg_1m_before": self.load_before,
@@ -372,6 +374,7 @@ def _build_spec(
             f"FMA-unit peak; spread in {where}['vector_peak.{dname}']"
         )
     status = dict.fromkeys(sources, "measured")
+    status["extra.settings"] = status["extra.machine"] = "input"  # chosen or reported, not timed
     description = f"Measured on this machine ({dev.type}): {what}, torch {torch.__version__}"
     if quick:
         description += " [quick run: tiny sizes, not representative]"

@@ -61,7 +61,8 @@ def _list_table(specs: list[HardwareSpec]) -> Table:
 def _value(path: str, value: float) -> tuple[str, str]:
     """(number, unit) in the unit a reader expects for that field."""
     if path.startswith(("matrix_peak.", "vector_peak.", "extra.matrix_peak_sparse.")):
-        return _num(value / 1e12), "TOPS" if path.endswith("int8") else "TFLOPS"
+        prefix, scale = ("T", 1e12) if value >= 1e12 else ("G", 1e9)  # CPUs: GFLOPS
+        return _num(value / scale), prefix + ("OPS" if path.endswith("int8") else "FLOPS")
     if path == "mem_bw":
         return _num(value / 1e9), "GB/s"
     if path == "mem_bytes":
@@ -80,7 +81,7 @@ def _spread(spec: HardwareSpec, path: str) -> str:
         return ""
     lo, _ = _value(path, m["min"])
     hi, _ = _value(path, m["max"])
-    return f"\n{lo}-{hi} over {m['repeats']}"
+    return f"\n(min {lo}, max {hi}, {m['repeats']} repeats)"
 
 
 def _detail_table(spec: HardwareSpec) -> Table:
@@ -89,7 +90,8 @@ def _detail_table(spec: HardwareSpec) -> Table:
     table.add_column("value", justify="right")
     table.add_column("status")
     table.add_column("source", overflow="fold", ratio=1)
-    for path, value in spec.number_fields().items():
+    numbers = spec.number_fields()
+    for path, value in numbers.items():
         if path.startswith("extra.measurements."):
             continue  # raw timings: their range is shown under the field they measure
         number, unit = _value(path, value)
@@ -99,10 +101,9 @@ def _detail_table(spec: HardwareSpec) -> Table:
             spec.status_of(path) or "-",
             spec.source_of(path) or "MISSING",
         )
-    numbers = spec.number_fields()
     for key, text in spec.sources.items():
-        if key not in numbers:  # provenance of a group or a note (e.g. how L4 was checked)
-            table.add_row(key, "", spec.status.get(key, "note"), text)
+        if not any(p == key or p.startswith(key + ".") for p in numbers):
+            table.add_row(key, "", spec.status.get(key, "note"), text)  # e.g. how L4 was checked
     for dtype in VECTOR_FALLBACK:
         if dtype in spec.vector_peak or "fp32" not in spec.vector_peak:
             continue
@@ -158,8 +159,8 @@ def register(app: typer.Typer) -> None:
         ),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
-        """Measure this machine (GEMM, elementwise, copy bandwidth, dispatch) and save it as
-        `<device>-local` for `--hardware <device>-local`."""
+        """Measure this machine (GEMM, elementwise, copy bandwidth, dispatch overhead) and save
+        it as the hardware spec `<device>-local`."""
         from genscope.calibrate import calibrate, save_local_spec  # torch import: keep lazy
 
         columns = (

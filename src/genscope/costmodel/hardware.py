@@ -84,8 +84,8 @@ class HardwareSpec:
     mem_bw: float
     mem_bytes: int
     dispatch_overhead_s: float
-    sources: dict[str, str]
-    status: dict[str, str]
+    sources: dict[str, str]  # dotted field path -> URL or recipe; a parent path covers children
+    status: dict[str, str]  # "cross-checked" | "unverified: why" | "measured" | "input"
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- ceilings ----------------------------------------------------------------------------

@@ -1,0 +1,170 @@
+"""Validation arithmetic and the calibrated op model, on synthetic rows (fast); the end-to-end
+command is a slow test."""
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genscope.costmodel.calibrated import Curve, LinearFit, OpModel, op_classes
+from genscope.schema import events_frame
+from genscope.validate import compare
+
+
+def _rows() -> pd.DataFrame:
+    return events_frame(
+        [
+            {
+                "op": "aten.convolution.default",
+                "category": "conv",
+                "unit": "matrix",
+                "flops": 10**8,
+                "input_shapes": "[2,4,8,8];[4,4,3,3];[4]",
+                "predicted_s": 0.004,
+                "measured_s": 0.006,
+            },
+            {
+                "op": "aten.convolution.default",
+                "category": "conv",
+                "unit": "matrix",
+                "flops": 10**6,
+                "input_shapes": "[2,4,8,8];[4,4,1,1];[4]",
+                "predicted_s": 0.0001,
+                "measured_s": 0.0002,
+            },
+            {
+                "op": "aten.addmm.default",
+                "category": "linear",
+                "unit": "matrix",
+                "flops": 10**7,
+                "bytes_read": 4000,
+                "predicted_s": 0.0005,
+                "measured_s": 0.001,
+            },
+            {
+                "op": "aten._scaled_dot_product_flash_attention_for_cpu.default",
+                "category": "attention",
+                "unit": "matrix",
+                "flops": 4 * 16 * 64 * 64 * 8,
+                "batch": 2,
+                "heads": 8,
+                "q_len": 64,
+                "kv_len": 64,
+                "predicted_s": 0.0001,
+                "measured_s": 0.0003,
+            },
+            {
+                "op": "aten.add.Tensor",
+                "category": "elementwise",
+                "unit": "vector",
+                "bytes_read": 8000,
+                "bytes_written": 4000,
+                "predicted_s": 1e-5,
+                "measured_s": 3e-5,
+            },
+            {"op": "aten.view.default", "category": "memory", "unit": "none", "measured_s": 1e-6},
+            {
+                "op": "aten.native_group_norm.default",
+                "category": "norm",
+                "unit": "vector",
+                "bytes_read": 10**5,
+                "predicted_s": 2e-5,
+                "measured_s": 5e-5,
+            },
+        ]
+    )
+
+
+def _model() -> OpModel:
+    curve = Curve([1.0, 1e6, 1e9], [1e-6, 1e-5, 1e-2])
+    return OpModel(
+        dtype="fp32",
+        threads=1,
+        curves={"gemm": curve, "conv1": curve, "conv3": curve, "vector": curve, "norm": curve},
+        sdpa=LinearFit([1e-5, 1e-9, 0.0]),
+        fixed_s={"add": 3e-6, "view": 1e-6},
+        view_s=2e-6,
+        overhead_per_op_s=1e-5,
+    )
+
+
+def test_op_classes_and_curve_interpolation():
+    ev = _rows()
+    assert list(op_classes(ev)) == ["conv3", "conv1", "gemm", "sdpa", "vector", "view", "norm"]
+    c = Curve([10.0, 1000.0], [1.0, 100.0])
+    assert c(100.0) == pytest.approx(10.0)  # log-log interpolation
+    assert c(1.0) == pytest.approx(1.0)  # fixed cost below the first point
+    assert c(10000.0) == pytest.approx(1000.0)  # linear in work above the last point
+
+
+def test_op_model_prediction_and_roundtrip():
+    m = _model()
+    pred = m.predict_ops(_rows())
+    assert pred[0] == pytest.approx(m.curves["conv3"](1e8)[()])
+    assert pred[3] == pytest.approx(1e-5 + 1e-9 * 2 * 8 * 64 * 64)  # sdpa: c0 + c_scores·scores
+    assert pred[4] == pytest.approx(3e-6 + m.curves["vector"](12000.0)[()] - 1e-6)
+    assert pred[5] == pytest.approx(1e-6)  # a view: its fixed cost
+    again = OpModel.from_dict(json.loads(json.dumps(m.to_dict())))
+    np.testing.assert_allclose(again.predict_ops(_rows()), pred)
+    assert m.overhead_s(_rows()) == pytest.approx(7e-5)
+
+
+def test_compare_errors_and_shares():
+    ev = _rows()
+    op_total = float(ev["measured_s"].sum())
+    summary = {
+        "threads": 1,
+        "device": "cpu",
+        "cpu_s": {"min": 0.02, "median": 0.021},
+        "wall_s": {"median": 0.03},
+        "profiled_wall_s": 0.05,
+        "profiled_cpu_s": 0.05,
+        "hardware_name": "cpu-local",
+    }
+    r = compare(ev, summary, _model())
+    assert r["measured_s"] == 0.02 and r["measured_median_s"] == 0.021
+    meas = r["measured_by_category_s"]
+    assert meas["overhead"] == pytest.approx(0.02 - op_total)
+    assert sum(r["measured_shares"].values()) == pytest.approx(1.0)
+    cal = r["calibrated"]
+    assert cal["e2e_error_pct"] == pytest.approx(100 * (cal["predicted_s"] - 0.02) / 0.02)
+    pred_sh, meas_sh = cal["shares"], r["measured_shares"]
+    worst = max(abs(pred_sh.get(k, 0) - meas_sh.get(k, 0)) for k in set(pred_sh) | set(meas_sh))
+    assert cal["max_share_error_pts"] == pytest.approx(100 * worst)
+    roof = r["roofline"]
+    assert roof["predicted_s"] == pytest.approx(float(ev["predicted_s"].sum()))
+    # preempted profiled pass: op times scaled by its CPU/wall ratio
+    r2 = compare(ev, summary | {"profiled_cpu_s": 0.025}, _model())
+    assert r2["measured_by_category_s"]["conv"] == pytest.approx(0.5 * meas["conv"])
+
+
+@pytest.mark.slow
+def test_validate_cli_end_to_end(tmp_path, monkeypatch, capsys):
+    """`genscope validate sd15 --json` after a quick calibration (numbers not representative)."""
+    from genscope.calibrate import calibrate, save_local_spec
+    from genscope.cli import main
+
+    monkeypatch.setenv("GENSCOPE_HOME", str(tmp_path))
+    save_local_spec(calibrate(quick=True))
+    argv = ["genscope", "validate", "sd15", "--repeats", "2", "--json"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code in (0, None)
+    r = json.loads(capsys.readouterr().out)
+    for key in (
+        "predicted_s",
+        "measured_s",
+        "e2e_error_pct",
+        "max_share_error_pts",
+        "roofline",
+        "calibrated",
+        "measured_shares",
+        "meets_target",
+    ):
+        assert key in r, key
+    assert r["label"] == "measured (cpu)" and r["threads"] == 1
+    spec = json.loads((tmp_path / "hardware" / "cpu-local.json").read_text())
+    assert "fp32/threads=1" in spec["extra"]["op_model"]  # stored in the calibration

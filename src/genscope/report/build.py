@@ -512,9 +512,18 @@ def _failed(name: str, err: BaseException) -> Section:
 
 def _extra_builders() -> list[tuple[str, SectionBuilder]]:
     """Sections owned by other packages (numerics, levers, measured), imported lazily."""
+    from genscope.capture.report_section import measured_section
     from genscope.numerics.report_section import numerics_section
 
-    return [("numerics", numerics_section)]
+    builders: list[tuple[str, SectionBuilder]] = [
+        ("measured", measured_section),
+        ("numerics", numerics_section),
+    ]
+    try:
+        from genscope.optimize.report_section import levers_section
+    except ImportError:  # levers are optional in a partial install
+        return builders
+    return [*builders, ("levers", levers_section)]
 
 
 def build_report(

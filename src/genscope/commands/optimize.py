@@ -1,0 +1,172 @@
+"""``genscope optimize``: stack optimization levers on a workload and measure every stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from genscope.commands._output import emit_json, err_console, out_console
+from genscope.errors import UserError
+
+
+def _fmt_s(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def _fmt_bytes(n: float | None) -> str:
+    from genscope.capture.memory import human_bytes
+
+    return "—" if n is None else human_bytes(n)
+
+
+def deviation_text(dev: dict[str, Any]) -> str:
+    if not dev:
+        return "—"
+    if "psnr_db" in dev:
+        psnr = dev["psnr_db"]
+        p = "inf" if psnr is None or psnr == float("inf") else f"{psnr:.1f}"
+        return f"PSNR {p} dB, max|Δ| {dev['max_abs']:.2g}"
+    parts = [f"same {dev['exact_match']:.0%}"]
+    if "agreement" in dev:
+        parts.append(f"agree {dev['agreement']:.0%}, KL {dev['kl_mean']:.0e}")
+    return ", ".join(parts)
+
+
+def print_result(result: dict[str, Any]) -> None:
+    """One table row per stage (stdout); skipped and rejected levers say why."""
+    out_console.print(
+        f"[bold]{result['workload']}[/] ({result['kind']}) — {result['mode']}; "
+        f"baseline: {result['baseline']}"
+    )
+    table = Table(
+        "lever",
+        "latency",
+        "±",
+        "speedup",
+        "vs prev",
+        "compile",
+        "mem Δ",
+        "deviation vs baseline",
+        title=f"levers, applied cumulatively (tolerance: {result['tolerance']})",
+        padding=(0, 1),
+    )
+    for st in result["stages"]:
+        name = f"{st['stage']} {st['lever']}"
+        if st["status"] != "measured" and st["status"] != "baseline":
+            name += f" [red]({st['status']})[/]" if st["status"] != "skipped" else " [dim](skip)[/]"
+        if st["status"] in ("skipped", "failed"):
+            table.add_row(name, *["—"] * 7)
+            continue
+        spread = st["latency_spread"]
+        extra = st["stats"].get("acceptance_rate")
+        dev = deviation_text(st["deviation"])
+        if extra is not None:
+            dev += f"; accept {extra:.0%}"
+        table.add_row(
+            name,
+            _fmt_s(st["latency_s"]),
+            f"{spread:.0%}" if spread is not None else "—",
+            f"{st['speedup']:.2f}x" if st["speedup"] else "—",
+            f"{st['speedup_vs_prev']:.2f}x" if st["speedup_vs_prev"] else "—",
+            _fmt_s(st["compile_s"]),
+            _fmt_bytes(st["peak_delta_bytes"]),
+            dev,
+        )
+    out_console.print(table)
+    for st in result["stages"]:
+        if st["status"] in ("skipped", "rejected", "failed"):
+            out_console.print(f"  {st['lever']}: {st['status']} — {st['reason']}")
+    out_console.print(
+        f"end to end: [bold]{result['speedup']:.2f}x[/] ({result['final_stage']}; "
+        f"{result['speedup_matched_batch']:.2f}x at the baseline's batch), "
+        f"deviation {deviation_text(result['deviation'])}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("optimize")
+    def optimize_cmd(
+        workload: str = typer.Argument(..., help="sd15 | chameleon | llama"),
+        size: str = typer.Option("tiny", help="tiny | small (chameleon, llama) | full"),
+        res: str | None = typer.Option(None, help="Image side N or HxW in pixels (diffusion)."),
+        steps: int | None = typer.Option(None, help="Denoise steps per call (diffusion; 1)."),
+        levers: str | None = typer.Option(
+            None,
+            help="Comma-separated, applied in order (default: the workload's stack). "
+            "Arguments: compile:MODE, batching:B, speculative:K or KxN (K draft layers, N "
+            "draft tokens); a ~ prefix measures a lever as a branch, not carried forward.",
+        ),
+        repeats: int = typer.Option(3, help="Timed calls per stage (after warm-up)."),
+        warmup: int = typer.Option(1, help="Untimed calls per stage (the first call counts)."),
+        prompt_len: int | None = typer.Option(None, help="Prompt tokens (autoregressive)."),
+        new_tokens: int | None = typer.Option(None, help="Generated tokens (autoregressive)."),
+        batch: int = typer.Option(1, help="Baseline batch (images or prompts)."),
+        device: str | None = typer.Option(None, help="cpu | cuda (default: cuda if available)."),
+        threads: int | None = typer.Option(None, help="CPU intra-op threads (default: torch's)."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    ) -> None:
+        """Stack levers; per stage: latency, speedup, compile time, memory, output deviation."""
+        from genscope.commands.trace import parse_res
+        from genscope.optimize import TargetSpec, build, optimize, parse_levers
+        from genscope.optimize.base import target_kind
+
+        if repeats < 1 or warmup < 1:
+            raise UserError(f"--repeats and --warmup must be >= 1 (got {repeats}, {warmup})")
+        if threads is not None and threads < 1:
+            raise UserError(f"--threads must be >= 1 (got {threads})")
+        import torch
+
+        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dev not in ("cpu", "cuda") and not dev.startswith("cuda:"):
+            raise UserError(f"unknown device {dev!r}; choose one of: cpu, cuda")
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available here; use --device cpu")
+        parse_levers(levers, target_kind(build.resolve(workload)))  # bad names fail before building
+        spec = TargetSpec(
+            workload,
+            size=size,
+            res=parse_res(res),
+            steps=steps,
+            prompt_len=prompt_len,
+            new_tokens=new_tokens,
+            batch=batch,
+            device=dev,
+        )
+
+        def progress(stage: Any) -> None:
+            d = stage.to_dict()
+            note = d["reason"] if d["status"] in ("skipped", "failed", "rejected") else ""
+            first = f" first call {_fmt_s(d['first_call_s'])}" if d["first_call_s"] else ""
+            err_console.print(
+                f"[dim]stage {d['stage']} {d['lever']}: {d['status']}{first}[/] {note}"
+            )
+
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            with err_console.status(f"optimizing {workload} ({size}) on {dev}"):
+                result = optimize(
+                    spec, levers, warmup=warmup, repeats=repeats, on_stage=progress
+                ).to_dict()
+        finally:
+            torch.set_num_threads(before)
+        result["settings"] = {
+            "size": size,
+            "res": list(spec.res) if spec.res else None,
+            "steps": steps,
+            "prompt_len": prompt_len,
+            "new_tokens": new_tokens,
+            "batch": batch,
+            "threads": threads or before,
+            "repeats": repeats,
+            "warmup": warmup,
+        }
+        if json_out:
+            emit_json(result)
+        else:
+            print_result(result)

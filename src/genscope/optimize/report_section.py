@@ -14,16 +14,12 @@ Two parts:
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import torch
-
+from genscope.numerics._threads import torch_threads
 from genscope.optimize.figures import plot_levers, stages_frame
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from genscope.report.build import ReportContext
     from genscope.report.html import Section
 
@@ -32,21 +28,11 @@ LIVE_SD15 = "sdpa,bf16,channels_last,fused_qkv"
 LIVE_DECODE = "sdpa,static_cache,bf16,int8_weight_only,image_head,speculative,batching:4"
 
 
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _live(quick: bool) -> list[dict[str, Any]]:
     from genscope.optimize import TargetSpec, optimize
 
     repeats = 1 if quick else 2
-    with _threads(1):
+    with torch_threads(1):
         sd = optimize(TargetSpec("sd15", size="tiny", steps=1), LIVE_SD15, repeats=repeats)
         ar = optimize(
             TargetSpec("chameleon", size="tiny", new_tokens=8 if quick else 16),

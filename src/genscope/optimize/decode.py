@@ -271,9 +271,6 @@ class DecodeTarget(Target):
             i += take
 
     # -------------------------------------------------------------- measurement hooks
-    def extra_reference(self, base_out: DecodeOutput) -> Any:
-        return None
-
     def forced_logits(self, run: Callable, base_tokens: torch.Tensor) -> torch.Tensor:
         """Image 0's per-step logits when every image is fed ``base_tokens`` (1-D)."""
         force = base_tokens[None].expand(self.batch, -1).to(self.device)

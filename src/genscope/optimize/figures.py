@@ -107,6 +107,10 @@ def plot_levers(stages_df: pd.DataFrame, title: str = "") -> Figure:
         ax.set_title(wl, fontsize=10)
         ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:g}x")
     axes[0].set_ylabel("cumulative speedup vs baseline")
+    fig.text(
+        0.01, 0.01, "hatched: not counted (rejected: output outside tolerance; or a ~branch)",
+        fontsize=7, color="#555555",
+    )  # fmt: skip
     fig.suptitle(title or "Optimization levers, applied cumulatively — measured", fontsize=11)
     fig.tight_layout()
     return fig

@@ -107,11 +107,9 @@ class Target(ABC):
         return 1, "call"
 
     def deviation(self, base: Any, out: Any, base_extra: Any = None, extra: Any = None) -> dict:
+        """Deviation of ``out`` from the baseline's ``base`` (``*_extra``: teacher-forced
+        logits, for decoding)."""
         raise NotImplementedError
-
-    def extra_reference(self, base_out: Any) -> Any:
-        """Anything beyond the timed output the deviation needs (e.g. teacher-forced logits)."""
-        return None
 
     def stats(self, out: Any) -> dict[str, Any]:
         """Per-stage statistics of one output (e.g. speculative acceptance)."""

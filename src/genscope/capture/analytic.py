@@ -26,6 +26,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from genscope.capture.attention_impl import Attention, math_sdpa, sdpa_arguments
 from genscope.capture.context import AxisRules, Runner
+from genscope.capture.meta_cache import MetaOpCache
 from genscope.capture.modules import Frame, ModuleStack
 from genscope.costmodel.ops import TensorMeta, cost_of, sdpa_cost
 from genscope.costmodel.taxonomy import SDPA_NAMES, categorize, is_attention_module
@@ -240,10 +241,11 @@ class _RecordOps(TorchDispatchMode):
     def __init__(self, recorder: Recorder) -> None:
         super().__init__()
         self.rec = recorder
+        self.meta_ops = MetaOpCache()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = self.meta_ops.run(func, args, kwargs)
         if self.rec.sdpa_depth:
             name = func.overloadpacket.__name__
             if name in SDPA_NAMES and self.rec.sdpa_backend_op is None:

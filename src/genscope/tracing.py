@@ -75,7 +75,7 @@ def check_dtype_supported(hw: HardwareSpec, dtype: str) -> None:
 def _finish(
     run_id: str,
     meta: dict[str, Any],
-    rows: list[dict[str, Any]],
+    rows: list[dict[str, Any]] | pd.DataFrame,
     hw: HardwareSpec,
     save: bool,
     output: Any = None,
@@ -168,7 +168,7 @@ def trace_built(
             **(extra_meta or {}),
         },
     )
-    return _finish(run_id, meta, capture.rows, hw, save, output)
+    return _finish(run_id, meta, capture.table(), hw, save, output)
 
 
 def trace(
@@ -221,4 +221,4 @@ def trace(
     settings = {"size": "custom", "dtype": None, "attention": attention}
     params = {c: count_params(m) for c, m in components.items()}
     meta = _meta(run_id, label, settings, hw, params, {})
-    return _finish(run_id, meta, capture.rows, hw, save, output)
+    return _finish(run_id, meta, capture.table(), hw, save, output)

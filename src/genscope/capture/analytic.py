@@ -19,6 +19,7 @@ import math
 import weakref
 from typing import Any
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
@@ -30,6 +31,7 @@ from genscope.capture.meta_cache import MetaOpCache
 from genscope.capture.modules import Frame, ModuleStack
 from genscope.costmodel.ops import TensorMeta, cost_of, sdpa_cost
 from genscope.costmodel.taxonomy import SDPA_NAMES, categorize, is_attention_module
+from genscope.schema import events_frame
 
 DTYPE_NAMES = {
     torch.float32: "fp32",
@@ -96,6 +98,8 @@ class Recorder:
         self.axes = axes
         self.modules = ModuleStack()
         self.rows: list[dict[str, Any]] = []
+        self.blocks: list[pd.DataFrame] = []  # rows written in bulk (synthesized decode steps)
+        self._block_rows = 0
         self.sdpa_depth = 0
         self.sdpa_backend_op: str | None = None
         self.forced_attention = 0  # >0 while running the math baseline in place of SDPA
@@ -122,10 +126,26 @@ class Recorder:
         self.live_bytes -= nbytes
 
     # -- rows -------------------------------------------------------------------------------
+    def next_seq(self) -> int:
+        return len(self.rows) + self._block_rows
+
+    def add_block(self, block: pd.DataFrame) -> None:
+        """Add rows already numbered from :meth:`next_seq` (they follow every row so far)."""
+        self.blocks.append(block)
+        self._block_rows += len(block)
+
+    def table(self) -> pd.DataFrame:
+        """Every row, in ``seq`` order, as an op-event table."""
+        if not self.blocks:
+            return events_frame(self.rows)
+        parts = [events_frame(self.rows), *(events_frame(b) for b in self.blocks if len(b))]
+        merged = pd.concat(parts, ignore_index=True)
+        return merged.sort_values("seq", kind="stable", ignore_index=True)
+
     def _base(self, frame: Frame | None) -> dict[str, Any]:
         w = self.runner.where
         return {
-            "seq": len(self.rows),
+            "seq": self.next_seq(),
             "component": w.component or (frame.component if frame else ""),
             "step": w.step,
             "phase": w.phase,
@@ -299,7 +319,11 @@ class AnalyticCapture:
 
     @property
     def rows(self) -> list[dict[str, Any]]:
+        """Rows recorded one by one (bulk-written rows are in :meth:`table` only)."""
         return self.recorder.rows
+
+    def table(self) -> pd.DataFrame:
+        return self.recorder.table()
 
     def __enter__(self) -> AnalyticCapture:
         self.recorder.modules.__enter__()

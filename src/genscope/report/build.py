@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -543,14 +544,17 @@ def build_report(
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     )
+    seconds: dict[str, float] = {}
     with Progress(*columns, console=err_console) as progress:
         task = progress.add_task("report", total=len(builders) + 1)
         for name, builder in builders:
             progress.update(task, description=name)
+            start = time.perf_counter()
             try:
                 sections.extend(builder(ctx))
             except Exception as err:  # a broken section must not sink the whole report
                 sections.append(_failed(name, err))
+            seconds[name] = time.perf_counter() - start
             progress.advance(task)
         progress.update(task, description="claims")
         sections[:0] = claims_section(ctx)
@@ -568,7 +572,11 @@ def build_report(
             title="Runs and environment",
             label=ctx.label,
             table=runs,
-            notes=[f"{k}: {json.dumps(v)}" for k, v in env.items()],
+            notes=[
+                *(f"{k}: {json.dumps(v)}" for k, v in env.items()),
+                "seconds per section (this machine): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()),
+            ],
             data_files=[ctx.write_data("runs", runs)],
         )
     )

@@ -59,6 +59,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+import pandas as pd
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 from transformers import DynamicCache
@@ -82,7 +84,7 @@ def active_recorder(run: Runner) -> Any | None:
     """The analytic recorder capturing for ``run`` (its ``rows`` list), or None."""
     for mode in _get_current_dispatch_mode_stack():
         rec = getattr(mode, "rec", None)
-        if rec is not None and getattr(rec, "runner", None) is run and hasattr(rec, "rows"):
+        if rec is not None and getattr(rec, "runner", None) is run and hasattr(rec, "add_block"):
             return rec
     return None
 
@@ -211,34 +213,67 @@ class AffineSteps:
                     return False
         return True
 
-    def synthesize(self, steps: range, seq: int) -> list[dict[str, Any]]:
-        """Rows for ``steps`` (consecutive): constant rows once with count x len(steps)."""
+    def synthesize(self, steps: range, seq: int) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+        """Rows for ``steps`` (consecutive), numbered from ``seq``: the first step's block as
+        row dicts (constant rows once, with count x len(steps)), then the changing rows of
+        every later step as one column-wise table (there may be a million of them)."""
         n, first, last = len(steps), steps.start - self.first, steps[-1] - self.first
         head: list[dict[str, Any]] = []  # the block of the first synthesized step
-        changing: list[tuple[int, dict[str, Any], list[tuple[str, _Field]]]] = []
+        changing: list[tuple[dict[str, Any], list[tuple[str, _Field]]]] = []
         for fields in self.rows:
             row = self.row(fields, steps.start)
             varying = [(k, f) for k, f in fields.items() if f.varies]
             if any(k not in GAUGES for k, _ in varying):
-                changing.append((len(head), row, varying))
+                changing.append((row, varying))
             else:  # stands for every synthesized step
                 row["count"] = row["count"] * n
                 for key, f in varying:  # gauges only: their maximum over the steps
                     row[key] = max(f.at(first), f.at(last))
             row["step"] = steps.start
             head.append(row)
-        out = head
-        for step in steps[1:]:
-            k = step - self.first
-            for _, base, varying in changing:
-                row = dict(base)
-                for key, f in varying:
-                    row[key] = f.at(k)
-                row["step"] = step
-                out.append(row)
-        for i, row in enumerate(out):
+        for i, row in enumerate(head):
             row["seq"] = seq + i
-        return out
+        return head, _later_steps(changing, steps, self.first, seq + len(head))
+
+
+def _later_steps(
+    changing: list[tuple[dict[str, Any], list[tuple[str, _Field]]]],
+    steps: range,
+    origin: int,
+    seq: int,
+) -> pd.DataFrame:
+    """The changing rows of ``steps[1:]``, step-major, as columns built with numpy."""
+    later = np.arange(steps.start + 1, steps.stop, dtype=np.int64)
+    n, m = len(later), len(changing)
+    if n == 0 or m == 0:
+        return pd.DataFrame()
+    k = later - origin
+    columns: dict[str, np.ndarray] = {}
+    for j, (base, varying) in enumerate(changing):
+        values = dict(base)
+        for key, f in varying:
+            values[key] = _field_values(f, k)
+        for key, value in values.items():
+            if key not in columns:
+                columns[key] = np.full((n, m), None, dtype=object)
+            columns[key][:, j] = value
+    columns["step"] = np.repeat(later, m).reshape(n, m)
+    columns["seq"] = np.arange(seq, seq + n * m, dtype=np.int64).reshape(n, m)
+    return pd.DataFrame({key: col.reshape(-1) for key, col in columns.items()})
+
+
+def _field_values(f: _Field, k: np.ndarray) -> np.ndarray:
+    """``f.at(k)`` for every ``k`` at once (ints exact in int64; strings assembled in numpy)."""
+    ints = [base + k * delta for base, delta in f.linear]
+    if f.fmt is None:
+        return ints[0]
+    parts = f.fmt.split("{}")
+    if any("{" in p or "}" in p for p in parts):  # escaped braces: let str.format unescape
+        return np.array([f.fmt.format(*v) for v in zip(*ints, strict=True)], dtype=object)
+    out = np.full(len(k), parts[0], dtype=object)
+    for values, part in zip(ints, parts[1:], strict=True):
+        out = out + values.astype(str).astype(object) + part
+    return out
 
 
 # ------------------------------------------------------------------------------ the loop
@@ -306,7 +341,9 @@ class DecodeLoop(Generic[S]):
                 del probe_state
                 gc.collect()  # free the probe's tensors now, so later gauges are unaffected
             if model.matches(probe, last):
-                rec.rows.extend(model.synthesize(rest, len(rec.rows)))
+                head, later = model.synthesize(rest, rec.next_seq())
+                rec.rows.extend(head)
+                rec.add_block(later)
                 return LoopReport("extrapolated", list(traced), len(rest))
             reason = f"probe of step {last} differs from the affine prediction"
         for i in rest:

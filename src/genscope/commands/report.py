@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from genscope.commands._output import emit_json, err_console
+
+#: One analytic trace is single-threaded; more than a few workers mostly costs memory.
+DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
 
 
 def register(app: typer.Typer) -> None:
@@ -15,6 +19,9 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("genscope-report"), help="Output folder."),
         hardware: str = typer.Option("a100-80g-sxm", help="Spec for analytic sections."),
         quick: bool = typer.Option(False, help="Fewer/smaller runs (≤ 2 minutes)."),
+        workers: int = typer.Option(
+            DEFAULT_WORKERS, min=1, help="Worker processes for the suite's analytic traces."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Characterize the suite and write one self-contained HTML report."""
@@ -22,7 +29,7 @@ def register(app: typer.Typer) -> None:
         from genscope.report.build import build_report
 
         get_hardware(hardware)  # validate before any work
-        path = build_report(out, hardware=hardware, quick=quick)
+        path = build_report(out, hardware=hardware, quick=quick, workers=workers)
         if json_out:
             emit_json({"report": str(path.resolve())})
         else:

@@ -26,7 +26,7 @@ def numerics_section(ctx: ReportContext) -> list[Section]:
     """
     cfg = SweepConfig()
     if ctx.quick:
-        cfg = replace(cfg, seq_lens=(128, 1024, 4096), srams=(4096, 16384, 65536))
+        cfg = replace(cfg, seq_lens=(128, 512, 2048), srams=(4096, 16384, 65536), area_seq_len=1024)
     df = run_sweep(cfg)
     summary = summarize(df, cfg)
     ratio = summary.get("bf16_flash_to_baseline_ratio")
@@ -43,7 +43,10 @@ def numerics_section(ctx: ReportContext) -> list[Section]:
             notes=["Tiled FlashAttention re-implemented with explicit storage/accumulation "
                    "precision (emulated rounding, identical on any CPU); golden = baseline "
                    "attention in fp64 on the same rounded inputs.",
-                   f"Directions of the paper's effects, computed from the data: {directions}"],
+                   f"Directions of the paper's effects, computed from the data: {directions}",
+                   f"Grid here: N = {list(cfg.seq_lens)} (tile M = {cfg.fixed_sram}); "
+                   f"M = {list(cfg.srams)} at N = {cfg.area_seq_len}; dtypes "
+                   f"{list(cfg.dtypes)} (`genscope numerics sweep` runs the full grid)."],
             data_files=[ctx.write_data("numerics_sweep", df)],
         )
     ]  # fmt: skip

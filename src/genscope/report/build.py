@@ -33,6 +33,7 @@ from genscope.workloads.base import Settings, Workload
 from genscope.workloads.registry import all_workloads, get_workload
 
 ROOFLINE_SPECS = ("a100-80g-sxm", "h100-sxm", "h200-sxm")
+_DECODING = ("autoregressive", "encoder-decoder")
 
 
 @dataclass
@@ -40,8 +41,11 @@ class ReportContext:
     out: Path
     hardware: str
     quick: bool
+    workers: int = 1
     runs: dict[str, TraceResult] = field(default_factory=dict)
     findings: dict[str, Finding] = field(default_factory=dict)
+    #: called with a short status line while a section runs many traces
+    status: Callable[[str], None] = lambda _text: None
 
     @property
     def label(self) -> str:
@@ -53,6 +57,48 @@ class ReportContext:
             self.runs[key] = trace_workload(workload, settings, hardware=self.hardware)
         return self.runs[key]
 
+    def prefetch(self, plan: dict[str, tuple[str, Settings]]) -> None:
+        """Trace the planned runs not cached yet, ``workers`` at a time in worker processes.
+
+        Traces are independent and single-threaded (``meta`` tensors), so on a 2-core machine
+        two workers halve the wall time. A point that fails here is traced again in-process
+        by :meth:`trace`, so its error surfaces where the section needs it.
+        """
+        todo = {k: v for k, v in plan.items() if k not in self.runs}
+        if self.workers < 2 or len(todo) < 2:
+            return
+        from genscope.store import write_run
+        from genscope.sweep.executors import LocalExecutor
+
+        tasks = [
+            {
+                "workload": wl,
+                "settings": s.to_dict(),
+                "mode": "analytic",
+                "hardware": self.hardware,
+                "sweep": "report",
+                "point_id": key,
+            }
+            for key, (wl, s) in todo.items()
+        ]
+        # long decode loops first, so the pool does not end waiting on one of them
+        tasks.sort(key=lambda t: get_workload(t["workload"]).family not in _DECODING)
+        for done, (task, outcome) in enumerate(LocalExecutor(self.workers).run(tasks), 1):
+            self.status(f"traces {done}/{len(tasks)}")
+            if not outcome["ok"]:
+                continue
+            run_id, meta = outcome["run_id"], outcome["meta"]
+            path = write_run(run_id, meta, outcome["events"], outcome["summary"])
+            self.runs[task["point_id"]] = TraceResult(
+                run_id, meta, outcome["events"], outcome["summary"], str(path)
+            )
+
+    def suite_plan(self, attention: str) -> dict[str, tuple[str, Settings]]:
+        return {
+            f"{wl.name}-{attention}": (wl.name, self.suite_settings(wl, attention))
+            for wl in all_workloads()
+        }
+
     def suite_settings(self, wl: Workload, attention: str) -> Settings:
         """Default settings; ``--quick`` shortens autoregressive decoding."""
         s = Settings(size="full", attention=attention)
@@ -61,10 +107,7 @@ class ReportContext:
         return s
 
     def suite(self, attention: str) -> dict[str, TraceResult]:
-        return {
-            wl.name: self.trace(f"{wl.name}-{attention}", wl, self.suite_settings(wl, attention))
-            for wl in all_workloads()
-        }
+        return {wl: self.trace(key, wl, s) for key, (wl, s) in self.suite_plan(attention).items()}
 
     def write_data(self, name: str, df: pd.DataFrame) -> str:
         (self.out / "data").mkdir(parents=True, exist_ok=True)
@@ -112,6 +155,7 @@ def suite_section(ctx: ReportContext) -> list[Section]:
 
 
 def breakdown_section(ctx: ReportContext) -> list[Section]:
+    ctx.prefetch(ctx.suite_plan("math") | ctx.suite_plan("flash"))
     math_runs, flash_runs = ctx.suite("math"), ctx.suite("flash")
     runs = {}
     for name in flash_runs:
@@ -229,9 +273,13 @@ def roofline_section(ctx: ReportContext) -> list[Section]:
     ]
     if "llama" in flash_runs:
         batches = [1, 4, 16, 64] if ctx.quick else [1, 4, 16, 64, 256]
+        plan = {
+            f"llama-b{b}": ("llama", Settings(size="full", batch=b, new_tokens=4)) for b in batches
+        }
+        ctx.prefetch(plan)
         rows = []
         for b in batches:
-            r = ctx.trace(f"llama-b{b}", "llama", Settings(size="full", batch=b, new_tokens=4))
+            r = ctx.trace(f"llama-b{b}", *plan[f"llama-b{b}"])
             ph = roofline.phase_intensity({f"b{b}": r.events}, specs, "bf16")
             d = ph[ph.phase == "decode"]
             rows.append({"batch": b, "intensity": float(d.flops.sum() / d.bytes.sum())})
@@ -284,11 +332,23 @@ def seqlen_section(ctx: ReportContext) -> list[Section]:
 
 def scaling_section(ctx: ReportContext) -> list[Section]:
     sides = [256, 512, 1024] if ctx.quick else [256, 512, 768, 1024, 1536, 2048]
+    video = "make-a-video"
+    frame_list = [8, 16, 32] if ctx.quick else [8, 16, 32, 64, 128]
+    plan = {
+        f"sd15-res{side}-{attention}": (
+            "sd15",
+            Settings(size="full", res=(side, side), steps=1, attention=attention),
+        )
+        for side in sides
+        for attention in ("math", "flash")
+    }
+    plan |= {f"{video}-f{f}": (video, Settings(size="full", frames=f, steps=1)) for f in frame_list}
+    ctx.prefetch(plan)
     rows = []
     for side in sides:
         for attention in ("math", "flash"):
-            s = Settings(size="full", res=(side, side), steps=1, attention=attention)
-            r = ctx.trace(f"sd15-res{side}-{attention}", "sd15", s)
+            key = f"sd15-res{side}-{attention}"
+            r = ctx.trace(key, *plan[key])
             unet = r.events[r.events.component == "unet"]
             rows.append({"res": side, "attention": attention, **scaling.point_metrics(unet)})
     res = pd.DataFrame(rows)
@@ -339,15 +399,9 @@ def scaling_section(ctx: ReportContext) -> list[Section]:
             data_files=[ctx.write_data("scaling_res", res)],
         )
     ]
-    video = "make-a-video"
-    try:
-        get_workload(video)
-    except Exception:
-        return sections
-    frame_list = [8, 16, 32] if ctx.quick else [8, 16, 32, 64, 128]
     frows = []
     for f in frame_list:
-        r = ctx.trace(f"{video}-f{f}", video, Settings(size="full", frames=f, steps=1))
+        r = ctx.trace(f"{video}-f{f}", *plan[f"{video}-f{f}"])
         unet = r.events[r.events.component == "unet"]
         frows.append({"frames": f, **scaling.point_metrics(unet)})
     fr = pd.DataFrame(frows)
@@ -532,10 +586,14 @@ def build_report(
     hardware: str = "a100-80g-sxm",
     quick: bool = False,
     builders: list[tuple[str, SectionBuilder]] | None = None,
+    workers: int = 1,
 ) -> Path:
-    """Run every section builder (or the given ones) and write ``out/index.html`` atomically."""
+    """Run every section builder (or the given ones) and write ``out/index.html`` atomically.
+
+    ``workers`` > 1 traces a section's independent runs in that many worker processes.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    ctx = ReportContext(out, hardware, quick)
+    ctx = ReportContext(out, hardware, quick, workers)
     sections: list[Section] = []
     builders = [*SECTION_BUILDERS, *_extra_builders()] if builders is None else builders
     columns = (
@@ -547,6 +605,7 @@ def build_report(
     seconds: dict[str, float] = {}
     with Progress(*columns, console=err_console) as progress:
         task = progress.add_task("report", total=len(builders) + 1)
+        ctx.status = lambda text: progress.update(task, description=f"{name}: {text}")
         for name, builder in builders:
             progress.update(task, description=name)
             start = time.perf_counter()

@@ -41,14 +41,22 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("recorder", ["observer", "torch.profiler"])
 @pytest.mark.parametrize(
     ("workload", "settings"),
     [("sd15", Settings(size="tiny", steps=2)), ("make-a-video", Settings(size="tiny"))],
 )
-def test_profiled_ops_match_the_analytic_capture(workload, settings):
+def test_profiled_ops_match_the_analytic_capture(workload, settings, recorder, monkeypatch):
     """Per module: the same op count, ops and categories as the analytic capture (collapse off)
-    of the same configuration; categories of profiled ops come from the profiler's names and
-    the taxonomy, independently of the analytic rows."""
+    of the same configuration; categories of profiled ops come from the recorded names and
+    the taxonomy, independently of the analytic rows. Both recorders: genscope's op observer
+    and torch.profiler (the fallback)."""
+    import genscope.capture.measured as measured
+
+    if recorder == "observer":
+        assert measured.instrument("cpu") == "observer", observer_error()
+    else:
+        monkeypatch.setattr(measured, "instrument", lambda device: "torch.profiler")
     wl = get_workload(workload)
     s = wl.resolve(settings)
     built = wl.build(s)
@@ -74,6 +82,32 @@ def test_profiled_ops_match_the_analytic_capture(workload, settings):
     assert m_cat == a_cat
     steps = Counter(ev.step.dropna().astype(int))
     assert Counter(o.where.step for o in ops if o.where and o.where.step is not None) == steps
+
+
+def observer_error():
+    from genscope.capture import observer
+
+    return observer.error()
+
+
+def test_observer_records_only_dispatch_level_ops():
+    """The op observer skips CompositeImplicit ops (linear, matmul) and everything nested in a
+    recorded op (t's transpose/as_strided); SDPA is kept whole with its backend inside."""
+    from genscope.capture.profiling import Markers, OpRecorder
+
+    rec = OpRecorder("cpu")
+    assert rec.uses_observer, observer_error()
+    x, w = torch.randn(2, 4, 8), torch.randn(8, 8)
+    q = torch.randn(1, 2, 4, 8)
+    with rec:
+        torch.nn.functional.linear(x, w)
+        torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    names = [e.name for e in events_from_profiler(rec)]
+    assert "aten::linear" not in names and "aten::matmul" not in names
+    assert "aten::t" in names and "aten::transpose" not in names and "aten::as_strided" not in names
+    assert "aten::scaled_dot_product_attention" in names
+    ops = attribute(events_from_profiler(rec), Markers()).ops
+    assert [o.op for o in ops][-1].startswith("aten._scaled_dot_product_flash_attention_for_cpu")
 
 
 def test_measured_run_cli_json_trace_and_store(tmp_path, monkeypatch, capsys):

@@ -15,7 +15,9 @@ idle/overhead figures. One measured run is, in order:
 4. ``--warmup N`` more plain passes, then ``--repeats N`` **uninstrumented timed passes**
    (device synchronised around each): the end-to-end ``wall_s`` median/min/max/spread, and the
    **peak memory** over those passes.
-5. **Profiled pass(es)** under ``torch.profiler`` (CPU activity, plus CUDA activity on CUDA)
+5. **Profiled pass(es)**: every dispatch-level op recorded — on CPU by genscope's op observer
+   (:mod:`genscope.capture.observer`, a ``RecordFunction`` callback that records only the ops
+   the analytic capture sees), on CUDA (or without a C++ compiler) by ``torch.profiler`` —
    with cheap module-boundary and phase/step markers (:mod:`genscope.capture.profiling`).
    Every dispatch-level op of the pass is attributed to its module path, component, phase,
    step and category; its time (CPU: the op's inclusive host time; CUDA: the summed kernel time
@@ -27,9 +29,10 @@ idle/overhead figures. One measured run is, in order:
 
 Which numbers come from where: ``wall_s`` and ``peak_memory_bytes`` from the uninstrumented
 passes; ``measured_s``, ``by_category``/``by_component``/``by_phase``/``by_step`` measured
-figures, ``overhead`` and ``idle`` from the profiled pass (so they include the profiler's own
+figures, ``overhead`` and ``idle`` from the profiled pass (so they include the recorder's own
 small per-op cost: ``instrumentation_ratio`` = profiled wall / uninstrumented median says how
-much). All measured numbers are labelled ``measured (<device>)``.
+much; ``instrument`` names the recorder used). All measured numbers are labelled
+``measured (<device>)``.
 
 A SIGTERM during a measured run raises ``SystemExit(143)`` so ``finally`` blocks run (the
 profiler stops, the run folder's staging directory is removed): an interrupted run never leaves
@@ -56,6 +59,7 @@ import pandas as pd
 import torch
 
 from genscope.calibrate import _Contention
+from genscope.capture import observer
 from genscope.capture.attention_impl import MathAttention
 from genscope.capture.context import Runner
 from genscope.capture.memory import (
@@ -69,6 +73,7 @@ from genscope.capture.profiling import (
     Attribution,
     MarkedRunner,
     Markers,
+    ObservedPass,
     ProfOp,
     attribute,
     busy_and_gaps,
@@ -199,30 +204,58 @@ def marked_modules(events: pd.DataFrame) -> set[tuple[str, str]]:
     return set(zip(own["module_path"].astype(str), own["module_type"].astype(str), strict=True))
 
 
+def instrument(device: str) -> str:
+    """Which op recorder a profiled pass on ``device`` uses: ``observer`` (genscope's
+    dispatch-level op observer, CPU) or ``torch.profiler`` (CUDA, or no C++ compiler)."""
+    if torch.device(device).type == "cpu" and observer.available():
+        return "observer"
+    return "torch.profiler"
+
+
+def instrument_description(device: str) -> str:
+    if instrument(device) == "observer":
+        return (
+            "genscope op observer (RecordFunction callback recording dispatch-level ops "
+            "only) + Python module and phase/step spans"
+        )
+    why = observer.error()
+    return "torch.profiler (overload names) + module and phase/step ranges" + (
+        f"; op observer unavailable: {why}" if why and torch.device(device).type == "cpu" else ""
+    )
+
+
 def profiled_pass(
     wl: Workload, built: Built, s: Settings, only: set[tuple[str, str]] | None = None
 ) -> tuple[Any, Markers, float, float, float]:
-    """One pass under torch.profiler with module and phase/step markers.
+    """One pass with every dispatch-level op recorded, and module and phase/step markers.
 
-    ``only`` restricts module markers to those modules (see :func:`marked_modules`). Returns
-    the finished profiler, the markers (to decode it), the wall of the pass itself, the wall
-    including profiler start and stop, and the process CPU time of the pass.
+    On CPU the ops are recorded by genscope's op observer (:mod:`genscope.capture.observer`)
+    when it is available, else (and on CUDA) by torch.profiler. ``only`` restricts module
+    markers to those modules (see :func:`marked_modules`). Returns the finished recording
+    (a torch.profiler profile or an :class:`ObservedPass`; :func:`events_from_profiler` reads
+    either), the markers (to decode it), the wall of the pass itself, the wall including
+    recorder start and stop, and the process CPU time of the pass.
     """
-    from torch.profiler import profile
-
-    markers = Markers()
+    use_observer = instrument(s.torch_device) == "observer"
+    markers = Markers(python_spans=use_observer)
     for name, model in built.models.items():
         markers.name_modules(model, name)
     runner = MarkedRunner(markers)
     synchronize(s.torch_device)
     t_outer = time.perf_counter()
-    with profile(
-        activities=_activities(s.torch_device),
-        record_shapes=False,
-        profile_memory=False,
-        with_stack=False,
-        experimental_config=profiler_config(),
-    ) as prof:
+    if use_observer:
+        recorder: Any = observer.Observer(s.torch_device)
+    else:
+        from torch.profiler import profile
+
+        recorder = profile(
+            activities=_activities(s.torch_device),
+            record_shapes=False,
+            profile_memory=False,
+            with_stack=False,
+            experimental_config=profiler_config(),
+        )
+    with recorder:
         synchronize(s.torch_device)
         t0, c0 = time.perf_counter(), time.process_time()
         with markers.active(only):
@@ -230,7 +263,9 @@ def profiled_pass(
             synchronize(s.torch_device)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     outer = time.perf_counter() - t_outer
-    return prof, markers, wall, outer, cpu
+    if use_observer:
+        return ObservedPass(recorder.recorded, markers.spans), markers, wall, outer, cpu
+    return recorder, markers, wall, outer, cpu
 
 
 def export_trace(prof: Any, path: str | Path) -> Path:
@@ -626,6 +661,7 @@ def measure_workload(
                 "profiled_cpu_s": prof_cpu,
                 "profiled_wall_with_profiler_start_stop_s": prof_outer,
                 "instrumentation_ratio": _share(prof_wall, wall.median),
+                "instrument": instrument_description(device),
                 "threads": n_threads,
                 "contention": busy,
                 **peak.to_dict(),
@@ -639,7 +675,7 @@ def measure_workload(
                     "wall_s": f"{label}: {repeats} uninstrumented passes after "
                     f"{warmup} warm-up pass(es) and the analytic capture pass",
                     "peak_memory_bytes": f"{label}: over the uninstrumented passes; " + peak.source,
-                    "measured_s": f"{label}: torch.profiler, "
+                    "measured_s": f"{label}: {instrument(device)}, "
                     + ("kernel time" if cuda else "host time of each dispatch-level op")
                     + f", per op ({stats['op_time']})",
                     "predicted_s": f"analytic roofline on {hw.name}",
@@ -721,6 +757,7 @@ def overhead_ratio(
         "profiled_cpu_s": prof_cpu,
         "threads": n_threads,
         "ops": len(analytic.events),
+        "instrument": instrument_description(s.torch_device),
     }
 
 
@@ -788,13 +825,16 @@ def bench_overhead(threads: int = 1) -> dict[str, Any]:
         "device": "cpu",
         "threads": threads,
         "definition": (
-            "ratio = wall of the profiled pass (torch.profiler CPU activity with overload names, "
-            "module and phase/step markers) / wall of the same pass uninstrumented, same "
+            "ratio = wall of the profiled pass of measured mode (every dispatch-level op "
+            "recorded by genscope's op observer, a RecordFunction callback that skips "
+            "CompositeImplicit ops and everything nested in a recorded op; module and "
+            "phase/step markers as Python spans; torch.profiler if the observer cannot be "
+            "built, see each row's instrument) / wall of the same pass uninstrumented, same "
             "process, fastest of N interleaved rounds each, after the analytic capture pass and "
             "a profiled warm-up; ratio_median = median of per-round ratios; ratio_cpu_time = "
             "the same with process CPU time (insensitive to neighbours' preemption); profiler "
             "start/stop and attribution are not part of the pass "
-            "(ratio_with_profiler_start_stop includes start/stop)"
+            "(ratio_with_profiler_start_stop includes start/stop and reading the records)"
         ),
         "rows": rows,
     }

@@ -1,8 +1,11 @@
 """Measured-mode plumbing: cheap markers during a profiled run, and attribution afterwards.
 
-During the one profiled pass of a measured run nothing runs per aten op except the profiler
-itself. genscope adds two kinds of *markers*, both ``record_function`` ranges (the C++
-``_RecordFunctionFast``, about a microsecond each):
+During the one profiled pass of a measured run nothing runs per aten op except the op
+recorder itself: on CPU genscope's op observer (:mod:`genscope.capture.observer`, a minimal
+``RecordFunction`` callback that records dispatch-level ops only, ~0.1–0.3 µs per op), else
+``torch.profiler``. genscope adds two kinds of *markers* (with the observer: Python spans timed
+with ``time.monotonic_ns``, the observer's clock, ~0.3 µs each; with ``torch.profiler``:
+``record_function`` ranges, the C++ ``_RecordFunctionFast``, about a microsecond each):
 
 * ``gs/where …`` — one range per :meth:`Runner.phase` block and per generation step, carrying
   component / phase / step (the labels the analytic capture takes from the same runner);
@@ -37,7 +40,11 @@ framework glue).
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,6 +56,7 @@ from torch import nn
 from torch._C._profiler import _RecordFunctionFast
 
 from genscope.capture.context import Runner, T
+from genscope.capture.observer import Recorded
 from genscope.costmodel.taxonomy import SDPA_NAMES, categorize
 
 MOD_PREFIX = "gs/mod "
@@ -92,11 +100,18 @@ class Markers:
     in eval, ``ModuleList`` blocks) are left alone.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, python_spans: bool = False) -> None:
         self.modules: dict[str, ModuleLabel] = {}
         self.wheres: dict[str, WhereLabel] = {}
         self._roots: list[tuple[str, nn.Module]] = []
         self._patched: list[tuple[nn.Module, Any]] = []
+        #: record markers as Python spans (for the op observer) instead of profiler ranges
+        self.python_spans = python_spans
+        self.spans: list[tuple[str, int, int, int]] = []  # (name, start ns, end ns, thread)
+
+    def range(self, name: str) -> Any:
+        """A context manager marking ``name`` (profiler range or Python span)."""
+        return _Span(name, self.spans) if self.python_spans else _RecordFunctionFast(name)
 
     def name_modules(self, root: nn.Module, component: str) -> None:
         self._roots.append((component, root))
@@ -117,14 +132,27 @@ class Markers:
         previous = module.__dict__.get("forward")
         forward = module.forward
 
-        @functools.wraps(forward)
-        def marked_forward(*args: Any, **kwargs: Any) -> Any:
-            rf = _RecordFunctionFast(name)
-            rf.__enter__()
-            try:
-                return forward(*args, **kwargs)
-            finally:
-                rf.__exit__(None, None, None)
+        if self.python_spans:
+            spans, now, ident = self.spans, time.monotonic_ns, threading.get_ident
+
+            @functools.wraps(forward)
+            def marked_forward(*args: Any, **kwargs: Any) -> Any:
+                t0 = now()
+                try:
+                    return forward(*args, **kwargs)
+                finally:
+                    spans.append((name, t0, now(), ident()))
+
+        else:
+
+            @functools.wraps(forward)
+            def marked_forward(*args: Any, **kwargs: Any) -> Any:
+                rf = _RecordFunctionFast(name)
+                rf.__enter__()
+                try:
+                    return forward(*args, **kwargs)
+                finally:
+                    rf.__exit__(None, None, None)
 
         module.forward = marked_forward  # type: ignore[method-assign]
         self._patched.append((module, previous if had else _UNSET))
@@ -150,13 +178,28 @@ class Markers:
                         continue
                     seen.add(id(mod))
                     self._wrap(mod, self._module_marker(component, path, type(mod).__name__))
-            with _RecordFunctionFast(RUN_MARKER):
+            with self.range(RUN_MARKER):
                 yield self
         finally:
             self._restore()
 
 
 _UNSET = object()
+
+
+class _Span:
+    """A marker recorded in Python: appends ``(name, start, end, thread)`` on exit."""
+
+    __slots__ = ("name", "sink", "t0")
+
+    def __init__(self, name: str, sink: list[tuple[str, int, int, int]]) -> None:
+        self.name, self.sink, self.t0 = name, sink, 0
+
+    def __enter__(self) -> None:
+        self.t0 = time.monotonic_ns()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.sink.append((self.name, self.t0, time.monotonic_ns(), threading.get_ident()))
 
 
 class MarkedRunner(Runner):
@@ -166,9 +209,9 @@ class MarkedRunner(Runner):
         super().__init__(collapse_identical_steps=False)
         self.markers = markers
 
-    def _range(self) -> _RecordFunctionFast:
+    def _range(self) -> Any:
         w = self.where
-        return _RecordFunctionFast(
+        return self.markers.range(
             self.markers.where_marker(WhereLabel(w.component, w.phase, w.step, w.count))
         )
 
@@ -333,12 +376,91 @@ def profiler_config() -> Any:
     return _ExperimentalConfig(capture_overload_names=True)
 
 
+class ObservedPass:
+    """A pass recorded by the op observer (dispatch-level ops) plus its Python marker spans;
+    stands in for a finished ``torch.profiler.profile`` (:func:`events_from_profiler`,
+    ``export_chrome_trace``)."""
+
+    def __init__(self, recorded: Recorded, spans: list[tuple[str, int, int, int]]) -> None:
+        self.recorded = recorded
+        self.spans = list(spans)
+
+    def events(self) -> list[Event]:
+        r = self.recorded
+        out = [
+            Event(name, int(s), int(e), int(t), "cpu", 0, 0, overload)
+            for name, overload, s, e, t in zip(
+                r.names, r.overloads, r.starts, r.ends, r.threads, strict=True
+            )
+            if e >= s  # an op that never ended (interrupted pass) is dropped
+        ]
+        out.extend(Event(name, s, e, t, "cpu", 0, 0, None) for name, s, e, t in self.spans)
+        return out
+
+    def export_chrome_trace(self, path: str) -> None:
+        """Chrome/Perfetto JSON: one complete ("X") event per op and marker (µs)."""
+        pid = os.getpid()
+        trace = [
+            {
+                "name": e.name,
+                "cat": "user_annotation" if e.overload is None else "cpu_op",
+                "ph": "X",
+                "ts": e.start / 1e3,
+                "dur": (e.end - e.start) / 1e3,
+                "pid": pid,
+                "tid": e.thread,
+            }
+            | ({} if e.overload is None else {"args": {"overload": e.overload}})
+            for e in sorted(self.events(), key=lambda e: (e.start, -e.end))
+        ]
+        with open(path, "w") as f:
+            json.dump({"traceEvents": trace, "displayTimeUnit": "ns"}, f)
+
+
+class OpRecorder:
+    """Context manager recording the dispatch-level ops of a block with the same instrument
+    as measured mode (the op observer on CPU when available, else torch.profiler); afterwards
+    ``result`` (or the recorder itself) goes to :func:`events_from_profiler`."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        from genscope.capture import observer
+
+        self.device = device
+        self.uses_observer = torch.device(device).type == "cpu" and observer.available()
+        self._rec: Any = None
+        self.result: Any = None
+
+    def __enter__(self) -> OpRecorder:
+        if self.uses_observer:
+            from genscope.capture.observer import Observer
+
+            self._rec = Observer(self.device)
+        else:
+            from torch.profiler import ProfilerActivity, profile
+
+            acts = [ProfilerActivity.CPU]
+            if torch.device(self.device).type == "cuda":
+                acts.append(ProfilerActivity.CUDA)
+            self._rec = profile(activities=acts, experimental_config=profiler_config())
+        self._rec.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._rec.__exit__(*exc)
+        self.result = ObservedPass(self._rec.recorded, []) if self.uses_observer else self._rec
+
+
 def events_from_profiler(prof: Any, *, overloads: bool = True) -> list[Event]:
-    """Flatten a finished ``torch.profiler.profile`` into :class:`Event` records.
+    """Flatten a finished ``torch.profiler.profile`` (or an :class:`ObservedPass`) into
+    :class:`Event` records.
 
     ``overloads``: the profile was taken with :func:`profiler_config` (overload names
     recorded); otherwise ``Event.overload`` is None.
     """
+    if isinstance(prof, OpRecorder):
+        prof = prof.result
+    if isinstance(prof, ObservedPass):
+        return prof.events()
     from torch.autograd import DeviceType
 
     out = []

@@ -16,7 +16,8 @@ real pipelines:
 
 :class:`OpModel` replaces the roofline with *measured efficiency curves per shape class*. Every
 microbenchmark times the op with the instrument measured mode uses for ``measured_s`` — the
-profiler's host time of the dispatch-level op, median over calls (for ops above a millisecond,
+host time of the dispatch-level op as genscope's op observer records it (torch.profiler when
+the observer is unavailable), median over calls (for ops above a millisecond,
 the process CPU time per call when smaller, which neighbours' preemption does not inflate):
 
 * ``gemm`` (mm/addmm/bmm/baddbmm; square problems from 4² to 1024²):
@@ -64,7 +65,9 @@ from torch import nn
 
 from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
 
-OP_MODEL_VERSION = 2
+#: 3: ops timed with genscope's op observer (measured mode's instrument since it replaced
+#: torch.profiler on CPU); models stored by older versions are re-measured on first use.
+OP_MODEL_VERSION = 3
 GEMM_NAMES = frozenset({"mm", "addmm", "bmm", "baddbmm", "matmul", "addbmm", "dot", "linear"})
 ProgressFn = Callable[[str, int, int], None]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -250,11 +253,10 @@ def _top_level_ops(prof: Any, only: str | None = None) -> list[float]:
 
 
 def _profile() -> Any:
-    from torch.profiler import ProfilerActivity, profile
+    """Records ops with measured mode's instrument (the op observer, else torch.profiler)."""
+    from genscope.capture.profiling import OpRecorder
 
-    from genscope.capture.profiling import profiler_config
-
-    return profile(activities=[ProfilerActivity.CPU], experimental_config=profiler_config())
+    return OpRecorder("cpu")
 
 
 #: Ops whose time is a fixed cost rather than bytes / bandwidth at these sizes; above it the
@@ -265,7 +267,7 @@ LARGE_OP_S = 1e-3
 def _op_time(fn: Callable[[], Any], budget_s: float, only: str | None = None) -> float:
     """Op-level time of one call of ``fn``, robust to preemption on a shared machine.
 
-    The median profiler op time (the instrument of ``measured_s``, including its small per-op
+    The median recorded op time (the instrument of ``measured_s``, including its small per-op
     cost; the median drops calls a neighbour preempted). For ops above a millisecond, where
     every call may be preempted, the process CPU time per call of a plain loop when smaller
     (preemption does not inflate it; the Python call is negligible there).
@@ -612,7 +614,8 @@ def store_op_model(spec: Any, model: OpModel) -> Any:
     d["extra"] = extra
     d["sources"] = dict(d["sources"]) | {
         "extra.op_model": "genscope validate: per-class op-time curves and framework overhead "
-        "per op, microbenchmarked with torch.profiler (see genscope.costmodel.calibrated)"
+        "per op, microbenchmarked with measured mode's op recorder (see "
+        "genscope.costmodel.calibrated)"
     }
     d["status"] = dict(d["status"]) | {"extra.op_model": "measured"}
     new = HardwareSpec.from_dict(d)

@@ -26,9 +26,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Characterize the suite and write one self-contained HTML report."""
         from genscope.costmodel.hardware import get_hardware
-        from genscope.report.build import build_report
 
         get_hardware(hardware)  # validate before any work
+        if workers > 1:  # the workers' imports then overlap with ours
+            from genscope.sweep.executors import forkserver_context
+            from genscope.workloads.registry import workload_names
+
+            forkserver_context(set(workload_names()), start=True)
+        from genscope.report.build import build_report
+
         path = build_report(out, hardware=hardware, quick=quick, workers=workers)
         if json_out:
             emit_json({"report": str(path.resolve())})

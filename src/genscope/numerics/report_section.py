@@ -26,7 +26,13 @@ def numerics_section(ctx: ReportContext) -> list[Section]:
     """
     cfg = SweepConfig()
     if ctx.quick:
-        cfg = replace(cfg, seq_lens=(128, 512, 2048), srams=(4096, 16384, 65536), area_seq_len=1024)
+        cfg = replace(
+            cfg,
+            seq_lens=(128, 512, 2048),
+            srams=(4096, 16384, 65536),
+            area_seq_len=1024,
+            experiments=("precision", "seq_len", "tile_area"),  # the three figures
+        )
     df = run_sweep(cfg)
     summary = summarize(df, cfg)
     ratio = summary.get("bf16_flash_to_baseline_ratio")
@@ -46,11 +52,12 @@ def numerics_section(ctx: ReportContext) -> list[Section]:
                    f"Directions of the paper's effects, computed from the data: {directions}",
                    f"Grid here: N = {list(cfg.seq_lens)} (tile M = {cfg.fixed_sram}); "
                    f"M = {list(cfg.srams)} at N = {cfg.area_seq_len}; dtypes "
-                   f"{list(cfg.dtypes)} (`genscope numerics sweep` runs the full grid)."],
+                   f"{list(cfg.dtypes)}; experiments {list(cfg.experiments)} "
+                   "(`genscope numerics sweep` runs the full grid)."],
             data_files=[ctx.write_data("numerics_sweep", df)],
         )
     ]  # fmt: skip
-    drift_cfg = DriftConfig(steps=20 if ctx.quick else 60, checkpoints=4 if ctx.quick else 6)
+    drift_cfg = DriftConfig(steps=8 if ctx.quick else 60, checkpoints=2 if ctx.quick else 6)
     drift_df, drift = run_drift(drift_cfg)
     ctx.find("drift_2to5x", float(drift["lowp_to_flash_ratio"]),
              f"{drift['lowp_to_flash_ratio']:.1f}x (W1, {drift_cfg.steps} steps)",

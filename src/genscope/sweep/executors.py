@@ -69,10 +69,7 @@ class LocalExecutor(Executor):
             return
         n = min(self.workers, len(tasks))
         threads = max(1, (os.cpu_count() or 1) // n)
-        # read by genscope.sweep._preload in the forkserver (started by the first submit)
-        os.environ["GENSCOPE_SWEEP_PRELOAD"] = ",".join(sorted({t["workload"] for t in tasks}))
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["genscope.sweep.worker", "genscope.sweep._preload"])
+        ctx = forkserver_context({t["workload"] for t in tasks})
         pool = ProcessPoolExecutor(
             n, mp_context=ctx, initializer=init_pool_worker, initargs=(os.getpid(), threads)
         )
@@ -100,6 +97,21 @@ class LocalExecutor(Executor):
                 for proc in procs:
                     if proc.is_alive():
                         proc.terminate()
+
+
+def forkserver_context(workloads: set[str], start: bool = False) -> Any:
+    """The pool's multiprocessing context: a forkserver that has imported the tracing stack
+    and ``workloads``' model classes. It starts on first use; ``start=True`` starts it now, so
+    its imports overlap with the caller's own work (it serves every later pool)."""
+    # read by genscope.sweep._preload in the forkserver
+    os.environ["GENSCOPE_SWEEP_PRELOAD"] = ",".join(sorted(workloads))
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["genscope.sweep.worker", "genscope.sweep._preload"])
+    if start:
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+    return ctx
 
 
 #: Ray reads this at import; false makes a local cluster use the loopback address only.

@@ -172,8 +172,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Trace a workload: every aten op → op-event table → roofline → run store.
 
-        ``--mode measured`` runs the real pipeline on this machine under torch.profiler and fills
-        ``measured_s`` (see README, "Measured mode").
+        ``--mode measured`` runs the real pipeline on this machine, records its ops (genscope's
+        op observer on CPU, torch.profiler on CUDA) and fills ``measured_s`` (see README,
+        "Measured mode").
         """
         from genscope.tracing import DEFAULT_HARDWARE, trace_workload
 

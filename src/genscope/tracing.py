@@ -22,7 +22,6 @@ from genscope.costmodel.hardware import HardwareSpec, get_hardware
 from genscope.costmodel.roofline import apply_roofline
 from genscope.environment import environment
 from genscope.errors import UserError, choices_error
-from genscope.schema import events_frame
 from genscope.store import new_run_id, write_run
 from genscope.summary import summarize
 from genscope.workloads.base import Built, Settings, Workload
@@ -75,12 +74,12 @@ def check_dtype_supported(hw: HardwareSpec, dtype: str) -> None:
 def _finish(
     run_id: str,
     meta: dict[str, Any],
-    rows: list[dict[str, Any]] | pd.DataFrame,
+    events: pd.DataFrame,
     hw: HardwareSpec,
     save: bool,
     output: Any = None,
 ) -> TraceResult:
-    events = events_frame(rows)
+    """``events``: the capture's op-event table (:meth:`AnalyticCapture.table`)."""
     events["run_id"] = run_id
     events = apply_roofline(events, hw)
     summary = summarize(events)

@@ -135,12 +135,12 @@ class Recorder:
         self._block_rows += len(block)
 
     def table(self) -> pd.DataFrame:
-        """Every row, in ``seq`` order, as an op-event table."""
-        if not self.blocks:
+        """Every row, in ``seq`` order, as an op-event table (dtypes enforced once)."""
+        blocks = [b for b in self.blocks if len(b)]
+        if not blocks:
             return events_frame(self.rows)
-        parts = [events_frame(self.rows), *(events_frame(b) for b in self.blocks if len(b))]
-        merged = pd.concat(parts, ignore_index=True)
-        return merged.sort_values("seq", kind="stable", ignore_index=True)
+        merged = pd.concat([pd.DataFrame.from_records(self.rows), *blocks], ignore_index=True)
+        return events_frame(merged.sort_values("seq", kind="stable"))
 
     def _base(self, frame: Frame | None) -> dict[str, Any]:
         w = self.runner.where

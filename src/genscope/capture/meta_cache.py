@@ -18,8 +18,17 @@ from typing import Any
 
 import torch
 
-_HASHABLE = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.layout)
-_HASHABLE += (torch.memory_format,)
+_HASHABLE = (
+    int, float, bool, str, type(None), torch.dtype, torch.device, torch.layout, torch.memory_format
+)  # fmt: skip
+#: Tags of ops whose output metadata is not a function of the inputs' metadata alone.
+_UNCACHEABLE_TAGS = frozenset(
+    {
+        torch.Tag.dynamic_output_shape,
+        torch.Tag.data_dependent_output,
+        torch.Tag.nondeterministic_seeded,
+    }
+)
 _UNCACHEABLE = object()
 
 Spec = tuple[tuple[tuple[int, ...], tuple[int, ...], torch.dtype], ...]
@@ -51,9 +60,7 @@ def _functional(func: torch._ops.OpOverload) -> bool:
         return False
     if any(str(r.type) != "Tensor" for r in schema.returns):
         return False
-    bad_tags = {torch.Tag.dynamic_output_shape, torch.Tag.data_dependent_output}
-    bad_tags.add(torch.Tag.nondeterministic_seeded)
-    return not bad_tags.intersection(func.tags)
+    return _UNCACHEABLE_TAGS.isdisjoint(func.tags)
 
 
 def _spec(out: Any) -> Spec | None:

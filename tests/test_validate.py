@@ -168,3 +168,36 @@ def test_validate_cli_end_to_end(tmp_path, monkeypatch, capsys):
     assert r["label"] == "measured (cpu)" and r["threads"] == 1
     spec = json.loads((tmp_path / "hardware" / "cpu-local.json").read_text())
     assert "fp32/threads=1" in spec["extra"]["op_model"]  # stored in the calibration
+
+
+def test_in_context_times_split_the_rotation_per_case():
+    """Each case gets its own op times out of one rotation: a two-op case (``linear``: t +
+    addmm) counts only its packet when asked, and a case issuing a varying number of ops is
+    refused rather than mis-split."""
+    import torch
+
+    from genscope.costmodel import calibrated
+
+    a = torch.randn(4, 8)
+    w = torch.randn(8, 8)
+    cases = {
+        "add": (lambda: a + a, None),
+        "addmm": (lambda: torch.nn.functional.linear(a, w, a[0]), "addmm"),
+        "linear": (lambda: torch.nn.functional.linear(a, w, a[0]), None),
+    }
+    times = calibrated._in_context_times(cases, cycles=6, blocks=2)
+    assert set(times) == set(cases)
+    assert all(np.isfinite(t) and t > 0 for t in times.values())
+    assert times["linear"] > times["addmm"]  # t + addmm > addmm alone, from the same rotation
+
+    flip = iter(range(10**6))
+    varying = {"varying": (lambda: a + a if next(flip) % 2 else (a + a) * a, None)}
+    with pytest.raises(RuntimeError, match="varying number of ops"):
+        calibrated._in_context_times(varying, cycles=4, blocks=1)
+
+
+def test_validate_cli_default_repeats_match_the_library():
+    from genscope.commands import validate as cli
+    from genscope.validate import VALIDATE_REPEATS
+
+    assert cli.REPEATS == VALIDATE_REPEATS

@@ -34,6 +34,12 @@ the process CPU time per call when smaller, which neighbours' preemption does no
   smallest ``torch.add``, or the median view) plus the size-dependent part of ``T_vector(bytes)``
   (``torch.add`` from 4 B to 200 MB: L1 to DRAM).
 
+**In context.** A pipeline never calls one small op hundreds of times in a row, so every
+microbenchmark point and per-op fixed cost under 50 µs is re-timed while all of them run in
+rotation (:func:`_in_context_times`), the fastest of 8 recorded blocks; on this VM that costs
+small ops 1.5–3.5x their hot-loop time, as whole tiny pipelines do. The framework overhead's
+reference blocks run with that rotation between calls too.
+
 Curves interpolate log-log between points (constant below the first, linear in work above the
 last). Framework overhead is priced per dispatch-level op: ``overhead_per_op_s`` is measured on
 reference module code from the model libraries genscope's workloads use — tiny diffusers
@@ -66,8 +72,9 @@ from torch import nn
 from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
 
 #: 3: ops timed with genscope's op observer (measured mode's instrument since it replaced
-#: torch.profiler on CPU); models stored by older versions are re-measured on first use.
-OP_MODEL_VERSION = 3
+#: torch.profiler on CPU); 4: small ops and the framework overhead timed in context (see
+#: :func:`_in_context_times`). Models stored by older versions are re-measured on first use.
+OP_MODEL_VERSION = 4
 GEMM_NAMES = frozenset({"mm", "addmm", "bmm", "baddbmm", "matmul", "addbmm", "dot", "linear"})
 ProgressFn = Callable[[str, int, int], None]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -243,13 +250,20 @@ def op_classes(events: pd.DataFrame) -> np.ndarray:
 # -- calibration ---------------------------------------------------------------------------------
 
 
-def _top_level_ops(prof: Any, only: str | None = None) -> list[float]:
-    """Host time of every dispatch-level op in a finished profile, in issue order — the same
-    rule and instrument as measured mode's ``measured_s``; ``only``: ops of that packet."""
+def _recorded_ops(prof: Any) -> list[tuple[str, float]]:
+    """(op packet, host seconds) of every dispatch-level op in a finished recording, in issue
+    order — the same rule and instrument as measured mode's ``measured_s``."""
     from genscope.capture.profiling import Markers, attribute, events_from_profiler
 
-    ops = attribute(events_from_profiler(prof), Markers()).ops
-    return [op.host_s for op in ops if only is None or _packet_name(op.op) == only]
+    return [
+        (_packet_name(op.op), op.host_s)
+        for op in attribute(events_from_profiler(prof), Markers()).ops
+    ]
+
+
+def _top_level_ops(prof: Any, only: str | None = None) -> list[float]:
+    """Host time of every dispatch-level op (of packet ``only``) in a finished recording."""
+    return [t for name, t in _recorded_ops(prof) if only is None or name == only]
 
 
 def _profile() -> Any:
@@ -292,6 +306,68 @@ def _op_time(fn: Callable[[], Any], budget_s: float, only: str | None = None) ->
     for _ in range(min(calls, 5)):
         fn()
     return min(median, (time.process_time() - c0) / min(calls, 5))
+
+
+#: Cases faster than this in a hot loop (the small ops of tiny pipelines) are re-timed in
+#: rotation; slower ones keep their hot-loop time: their working sets would flush the caches
+#: for the whole rotation, and their fixed costs are small next to them.
+IN_CONTEXT_MAX_S = 50e-6
+#: Rotations of :func:`_in_context_times` (each case is timed once per rotation).
+IN_CONTEXT_CYCLES = 80
+#: ... split into this many separately recorded blocks (the fastest block counts)
+IN_CONTEXT_BLOCKS = 8
+
+
+def _ops_per_call(fn: Callable[[], Any]) -> int:
+    fn()
+    with _profile() as prof:
+        fn()
+    return len(_recorded_ops(prof))
+
+
+def _in_context_times(
+    cases: dict[str, tuple[Callable[[], Any], str | None]],
+    cycles: int = IN_CONTEXT_CYCLES,
+    blocks: int = IN_CONTEXT_BLOCKS,
+) -> dict[str, float]:
+    """Op time per call of every case while all cases run *in rotation*.
+
+    A pipeline never calls one small op 200 times in a row: between two calls of an op run
+    dozens of others, so its code, branch history and data are cold-ish. Timed that way a
+    tiny op costs 1.5–3.5x its hot-loop time on this class of machine, and whole tiny
+    pipelines measured that much slower than hot-loop curves predict. Rotating through all
+    cases gives every one the same pipeline-like context, with no workload in the loop.
+    ``cases``: key -> (fn, packet counted, None = every op of the call).
+
+    The rotations run in ``blocks`` separate recordings; each case's time is the median over
+    a block's rotations, and the result the *fastest* block's: on a shared VM the machine
+    flips between a fast and a ~1.7x slower state every second or so, and validation compares
+    with the fastest measured pass (see :mod:`genscope.validate`).
+    """
+    counts = {key: _ops_per_call(fn) for key, (fn, _) in cases.items()}
+    per_block = max(1, cycles // blocks)
+    best: dict[str, float] = {key: math.inf for key in cases}
+    for _ in range(blocks):
+        with _profile() as prof:
+            for _ in range(per_block):
+                for fn, _ in cases.values():
+                    fn()
+        ops = _recorded_ops(prof)
+        if len(ops) != per_block * sum(counts.values()):
+            raise RuntimeError(
+                f"in-context microbenchmarks: {len(ops)} ops recorded, expected "
+                f"{per_block * sum(counts.values())} (a case issues a varying number of ops)"
+            )
+        times: dict[str, list[float]] = {key: [] for key in cases}
+        i = 0
+        for _ in range(per_block):
+            for key, (_, only) in cases.items():
+                chunk = ops[i : i + counts[key]]
+                i += counts[key]
+                times[key].append(sum(t for name, t in chunk if only is None or name == only))
+        for key, v in times.items():
+            best[key] = min(best[key], float(np.median(v)))
+    return best
 
 
 def _fixed_cost_cases(dtype: torch.dtype) -> dict[str, Callable[[], Any]]:
@@ -502,34 +578,46 @@ class _Reference(nn.Module):
         )
 
 
-def _framework_overhead(dtype: torch.dtype, quick: bool) -> float:
+def _framework_overhead(
+    dtype: torch.dtype, quick: bool, context: Callable[[], Any] | None = None
+) -> float:
     """(CPU time per call − op time per call) / ops per call, on :class:`_Reference`.
 
-    CPU time (not wall; the fastest of 5 loops) and per-position median op times keep
-    neighbours' preemption out.
+    Every call is preceded by ``context`` (the in-context rotation of small microbenchmarks,
+    see :func:`_in_context_times`), so that the module code runs as cold as it does inside
+    a pipeline; ``context`` is neither timed nor counted. CPU time (not wall) and per-position
+    median op times, each the fastest of several alternating loops, keep neighbours'
+    preemption and the VM's slow spells out.
     """
     model = _Reference(dtype)
-    calls = 10 if quick else 40
+    calls, rounds = (5, 3) if quick else (10, 8)
+    ctx = context or (lambda: None)
+    n_ctx = _ops_per_call(ctx)
+    cpus, op_times, per_call = [], [], 0
     with torch.no_grad():
         for _ in range(3):
             model()
-        cpus = []
-        for _ in range(5):
-            c0 = time.process_time()
+        # alternate plain and recorded loops; the fastest of each (the machine's fast state)
+        for _ in range(rounds):
+            spent = 0.0
             for _ in range(calls):
+                ctx()
+                c0 = time.process_time()
                 model()
-            cpus.append((time.process_time() - c0) / calls)
-        with _profile() as prof:
-            for _ in range(calls):
-                model()
-    times = _top_level_ops(prof)
-    per_call = len(times) // calls
-    if per_call == 0:
-        return 0.0
-    grid = np.array(times[: per_call * calls]).reshape(calls, per_call)
-    op_s = float(np.median(grid, axis=0).sum())
-    # fastest loop: neighbours only add CPU time (cache and core sharing), as in validation
-    return max(0.0, (min(cpus) - op_s) / per_call)
+                spent += time.process_time() - c0
+            cpus.append(spent / calls)
+            with _profile() as prof:
+                for _ in range(calls):
+                    ctx()
+                    model()
+            times = [t for _, t in _recorded_ops(prof)]
+            per_iter = len(times) // calls
+            per_call = per_iter - n_ctx
+            if per_call <= 0:
+                return 0.0
+            grid = np.array(times[: per_iter * calls]).reshape(calls, per_iter)[:, n_ctx:]
+            op_times.append(float(np.median(grid, axis=0).sum()))
+    return max(0.0, (min(cpus) - min(op_times)) / per_call)
 
 
 def calibrate_op_model(
@@ -552,33 +640,51 @@ def calibrate_op_model(
     total = sum(len(v) for v in cases.values()) + 2
     done = 0
     sdpa_fit = LinearFit([0.0, 0.0, 0.0])
+    hot: dict[str, list[float]] = {}
     with torch.no_grad():
         for name, items in cases.items():
-            work, secs = [], []
-            for w, fn in items:
+            hot[name] = []
+            for _, fn in items:
                 if progress is not None:
                     progress(name, done, total)
-                work.append(w)
-                secs.append(_op_time(fn, budget))
+                hot[name].append(_op_time(fn, budget))
                 done += 1
+        if progress is not None:
+            progress("per-op fixed costs, in context", done, total)
+        fixed_cases = _fixed_cost_cases(tdtype)
+        # small ops are re-timed in rotation with each other (pipeline-like context)
+        rotation: dict[str, tuple[Callable[[], Any], str | None]] = {
+            f"fixed:{name}": (fn, name) for name, fn in fixed_cases.items()
+        }
+        for name, items in cases.items():
+            for i, ((_, fn), t) in enumerate(zip(items, hot[name], strict=True)):
+                if math.isfinite(t) and t < IN_CONTEXT_MAX_S:
+                    rotation[f"{name}:{i}"] = (fn, None)
+        in_context = _in_context_times(
+            rotation, 20 if quick else IN_CONTEXT_CYCLES, 2 if quick else IN_CONTEXT_BLOCKS
+        )
+        for name, items in cases.items():
+            work = [w for w, _ in items]
+            secs = [in_context.get(f"{name}:{i}", t) for i, t in enumerate(hot[name])]
             if name == "sdpa":
                 sdpa_fit = LinearFit.fit(work, secs)
                 continue
             # enforce monotone non-decreasing time in work (noise on a shared machine)
             secs = list(np.maximum.accumulate(secs))
             curves[name] = Curve(work, secs)
-        if progress is not None:
-            progress("per-op fixed costs", done, total)
-        fixed = {
-            name: _op_time(fn, 0.005, only=name) for name, fn in _fixed_cost_cases(tdtype).items()
-        }
-        fixed = {k: v for k, v in fixed.items() if math.isfinite(v)}
+        fixed = {name: in_context[f"fixed:{name}"] for name in fixed_cases}
+        fixed = {k: v for k, v in fixed.items() if math.isfinite(v) and v > 0}
         views = ("view", "transpose", "t", "unsqueeze", "slice", "select", "permute", "expand")
         view_s = statistics.median(fixed[v] for v in views)
         done += 1
         if progress is not None:
-            progress("framework overhead", done, total)
-        overhead = _framework_overhead(tdtype, quick)
+            progress("framework overhead, in context", done, total)
+
+        def context() -> None:
+            for fn, _ in rotation.values():
+                fn()
+
+        overhead = _framework_overhead(tdtype, quick, context)
     busy = contention.finish()
     return OpModel(
         dtype=dtype,

@@ -11,6 +11,9 @@ from genscope.commands._output import emit_json, out_console
 from genscope.commands.trace import parse_res
 from genscope.workloads.base import Settings
 
+#: = genscope.validate.VALIDATE_REPEATS (not imported: the CLI starts without torch)
+REPEATS = 15
+
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:+.1f}%"
@@ -77,7 +80,9 @@ def register(app: typer.Typer) -> None:
         prompt_len: int | None = typer.Option(None, help="Prompt tokens (autoregressive)."),
         new_tokens: int | None = typer.Option(None, help="Generated tokens (autoregressive)."),
         threads: int = typer.Option(1, help="torch intra-op threads for the run and op model."),
-        repeats: int = typer.Option(5, help="Uninstrumented timed passes."),
+        repeats: int = typer.Option(
+            REPEATS, help="Uninstrumented timed passes (the fastest is compared)."
+        ),
         warmup: int = typer.Option(1, help="Plain warm-up passes after the analytic pass."),
         recalibrate: bool = typer.Option(
             False, "--recalibrate", help="Re-measure the op model (stored in cpu-local)."

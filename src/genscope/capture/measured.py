@@ -551,8 +551,9 @@ def measure_workload(
     """Measured run of a suite workload on ``device``; returns a :class:`TraceResult`.
 
     ``profiled_passes`` > 1 takes each op's ``measured_s`` as its median over that many
-    profiled passes (robust to preemption on a shared machine); the timeline figures come from
-    the pass with the median wall time.
+    profiled passes (robust to preemption on a shared machine; from 4 passes on, over the
+    fastest half by process CPU time); the timeline figures come from the pass with the
+    median wall time among them.
 
     ``threads`` sets torch's intra-op threads for the run (default: leave it); on a shared,
     oversubscribed CPU one thread avoids OpenMP barrier stalls that make timings erratic.
@@ -616,16 +617,24 @@ def measure_workload(
                 f"other processes used {busy['other_processes_cpu_fraction']:.0%} of the CPUs "
                 "during the measured passes; wall times are inflated (CPU times less so)"
             )
-        # the pass with the median wall gives the timeline; op times are medians over passes
+        # With 4+ passes only the fastest half (process CPU time) counts: a shared VM flips
+        # between a fast and a ~1.7x slower state every second or so, and the timed figures
+        # are the fastest passes too. Of those, the pass with the median wall gives the
+        # timeline; op times are medians over them, op by op.
+        n_passes = len(passes)
+        if n_passes >= 4:
+            passes = sorted(passes, key=lambda p: p[3])[: n_passes // 2]
         passes.sort(key=lambda p: p[1])
         att, prof_wall, prof_outer, prof_cpu = passes[len(passes) // 2]
         robust = len(passes) > 1 and median_over_passes(
             [att.ops] + [p[0].ops for p in passes if p[0] is not att], device_time=cuda
         )
         events, stats = join(analytic.events, att.ops, device_time=cuda)
-        stats["profiled_passes"] = len(passes)
+        stats["profiled_passes"] = n_passes
+        kept = f"the fastest {len(passes)} of {n_passes} profiled passes (process CPU time)"
         stats["op_time"] = (
-            f"median over {len(passes)} profiled passes, op by op"
+            f"median over {kept if len(passes) < n_passes else f'{n_passes} profiled passes'}, "
+            "op by op"
             if robust
             else "one profiled pass"
         )
@@ -761,7 +770,10 @@ def overhead_ratio(
     }
 
 
-#: (workload, what, settings, target, rounds, fallback). Tiny Chameleon's text-to-image task
+#: (workload, what, settings, target, rounds, fallback). Rounds: a tiny pass takes ~70 ms and
+#: this VM flips between a fast and a ~1.7x slower state every second or so, so 25 rounds (~4 s)
+#: are needed for the fastest plain and profiled passes to both come from the fast state.
+#: Tiny Chameleon's text-to-image task
 #: decodes a fixed 4x4 grid (16 tokens), so "tiny Chameleon decoding 64 tokens" is its captioning
 #: task (same ChameleonForConditionalGeneration, KV-cache decode) with 64 new tokens; if that
 #: cannot run, the text-to-image task (16 decode steps) is measured instead and says so.
@@ -781,7 +793,7 @@ OVERHEAD_CASES: tuple[
         "tiny Chameleon, 22-token prompt prefill + 64 decoded tokens (KV cache)",
         Settings(size="tiny", new_tokens=64),
         1.25,
-        9,
+        25,
         (
             "chameleon",
             "tiny Chameleon text-to-image: 8-token prompt + 16 decoded image tokens, "

@@ -83,7 +83,7 @@ def _model() -> OpModel:
         dtype="fp32",
         threads=1,
         curves={"gemm": curve, "conv1": curve, "conv3": curve, "vector": curve, "norm": curve},
-        sdpa=LinearFit([1e-5, 1e-9, 0.0]),
+        sdpa=LinearFit([1e-5, 1e-9, 0.0, 2e-7]),
         fixed_s={"add": 3e-6, "view": 1e-6},
         view_s=2e-6,
         overhead_per_op_s=1e-5,
@@ -103,7 +103,8 @@ def test_op_model_prediction_and_roundtrip():
     m = _model()
     pred = m.predict_ops(_rows())
     assert pred[0] == pytest.approx(m.curves["conv3"](1e8)[()])
-    assert pred[3] == pytest.approx(1e-5 + 1e-9 * 2 * 8 * 64 * 64)  # sdpa: c0 + c_scores·scores
+    # sdpa: c0 + c_scores·scores + c_slices·batch·heads
+    assert pred[3] == pytest.approx(1e-5 + 1e-9 * 2 * 8 * 64 * 64 + 2e-7 * 2 * 8)
     assert pred[4] == pytest.approx(3e-6 + m.curves["vector"](12000.0)[()] - 1e-6)
     assert pred[5] == pytest.approx(1e-6)  # a view: its fixed cost
     again = OpModel.from_dict(json.loads(json.dumps(m.to_dict())))

@@ -25,9 +25,10 @@ the process CPU time per call when smaller, which neighbours' preemption does no
   weight-streaming GEMMs (decode with one token);
 * ``conv1`` / ``conv3`` (1×1 and k×k convolutions, NCHW, batch 2, 4…320 channels):
   ``T_conv(flops)``;
-* ``sdpa`` (fused attention): ``c0 + c_s · scores + c_f · flops`` with ``scores =
-  batch·heads·Lq·Lkv``, non-negative least squares over a (length, head dim) grid — CPU flash
-  attention's time follows the softmax work as much as the FLOPs;
+* ``sdpa`` (fused attention): ``c0 + c_s · scores + c_f · flops + c_b · batch·heads`` with
+  ``scores = batch·heads·Lq·Lkv``, non-negative least squares over a (length, head dim) grid
+  and a few many-slice, short-sequence points — CPU flash attention's time follows the softmax
+  work as much as the FLOPs, and every (batch, head) slice has a set-up cost;
 * ``norm`` (group norm, layer norm): ``T_norm(bytes)``;
 * ``vector`` (everything else that moves data) and ``view`` (metadata-only ops): a per-op
   fixed cost measured for ~50 common ops at tiny size (:func:`_fixed_cost_cases`; default: the
@@ -73,8 +74,9 @@ from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
 
 #: 3: ops timed with genscope's op observer (measured mode's instrument since it replaced
 #: torch.profiler on CPU); 4: small ops and the framework overhead timed in context (see
-#: :func:`_in_context_times`). Models stored by older versions are re-measured on first use.
-OP_MODEL_VERSION = 4
+#: :func:`_in_context_times`); 5: a per-(batch, head) term in the attention fit. Models stored
+#: by older versions are re-measured on first use.
+OP_MODEL_VERSION = 5
 GEMM_NAMES = frozenset({"mm", "addmm", "bmm", "baddbmm", "matmul", "addbmm", "dot", "linear"})
 ProgressFn = Callable[[str, int, int], None]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -106,27 +108,35 @@ class LinearFit:
 
     Used for fused attention, whose CPU time depends on the score count (softmax work,
     ``batch·heads·Lq·Lkv``) as much as on FLOPs (``4·scores·head_dim``): tiny head dims run
-    far below the FLOP rate a curve on FLOPs alone would assume.
+    far below the FLOP rate a curve on FLOPs alone would assume. The third feature is the
+    number of (batch, head) slices: the CPU flash kernel sets up every slice, which dominates
+    temporal attention (thousands of slices of 4–16 frames: a [128, 4, 4, 8] call takes
+    ~0.5 ms, 8x what scores and FLOPs alone predict).
     """
 
-    coef: list[float]  # [c0, c_scores, c_flops]
-    points: list[list[float]] = field(default_factory=list)  # [scores, flops, seconds]
+    coef: list[float]  # [c0, c_scores, c_flops, c_slices]
+    points: list[list[float]] = field(default_factory=list)  # [scores, flops, slices, seconds]
 
     @classmethod
-    def fit(cls, xs: list[tuple[float, float]], seconds: list[float]) -> LinearFit:
+    def fit(cls, xs: list[tuple[float, float, float]], seconds: list[float]) -> LinearFit:
         from scipy.optimize import nnls
 
-        a = np.array([[1.0, x[0], x[1]] for x in xs])
+        a = np.array([[1.0, *x] for x in xs])
         y = np.array(seconds)
         # relative error matters (tiny and huge problems alike): weight rows by 1/y
         coef, _ = nnls(a / y[:, None], np.ones_like(y))
-        return cls(
-            list(map(float, coef)), [[x[0], x[1], t] for x, t in zip(xs, seconds, strict=True)]
-        )
+        return cls(list(map(float, coef)), [[*x, t] for x, t in zip(xs, seconds, strict=True)])
 
-    def __call__(self, scores: np.ndarray, flops: np.ndarray) -> np.ndarray:
-        c0, cs, cf = self.coef
-        return c0 + cs * np.asarray(scores, dtype=float) + cf * np.asarray(flops, dtype=float)
+    def __call__(
+        self, scores: np.ndarray, flops: np.ndarray, slices: np.ndarray | float = 0.0
+    ) -> np.ndarray:
+        c0, cs, cf, cb = self.coef
+        return (
+            c0
+            + cs * np.asarray(scores, dtype=float)
+            + cf * np.asarray(flops, dtype=float)
+            + cb * np.asarray(slices, dtype=float)
+        )
 
 
 @dataclass
@@ -197,13 +207,16 @@ class OpModel:
                 out[idx] = self.curves[cls_name](flops[idx])
             elif cls_name == "sdpa":
                 sub = events.loc[idx]
-                scores = (
+                slices = (
                     sub["batch"].astype("float64").fillna(1.0)
                     * sub["heads"].astype("float64").fillna(1.0)
-                    * sub["q_len"].astype("float64").fillna(1.0)
-                    * sub["kv_len"].astype("float64").fillna(1.0)
                 ).to_numpy()
-                out[idx] = self.sdpa(scores, flops[idx])
+                scores = (
+                    slices
+                    * sub["q_len"].astype("float64").fillna(1.0).to_numpy()
+                    * sub["kv_len"].astype("float64").fillna(1.0).to_numpy()
+                )
+                out[idx] = self.sdpa(scores, flops[idx], slices)
             elif cls_name == "norm":
                 out[idx] = self.curves["norm"](nbytes[idx])
         return pd.Series(out, index=events.index, name="calibrated_s")
@@ -480,16 +493,21 @@ def _cases(dtype: torch.dtype, quick: bool) -> dict[str, list[tuple[float, Calla
             (2048, 64),
         )
     )
-    for seq, d in grid:
-        q, kk, v = r(2, 8, seq, d), r(2, 8, seq, d), r(2, 8, seq, d)
-        scores = 2.0 * 8 * seq * seq
+    # (batch, seq, head dim) with 8 heads; the batch-256/512 points are temporal-attention-like
+    grid = tuple((2, seq, d) for seq, d in grid) + (
+        ((256, 4, 8),) if quick else ((256, 4, 8), (512, 4, 8), (256, 16, 8), (256, 4, 64))
+    )
+    for batch, seq, d in grid:
+        q, kk, v = r(batch, 8, seq, d), r(batch, 8, seq, d), r(batch, 8, seq, d)
+        scores = batch * 8.0 * seq * seq
         sdpa.append(
             (
-                (scores, 2.0 * scores * d * 2),
+                (scores, 2.0 * scores * d * 2, batch * 8.0),
                 lambda q=q, k=kk, v=v: F.scaled_dot_product_attention(q, k, v),
             )
         )
-    cases["sdpa"] = sdpa  # work = (score elements, FLOPs): fitted linearly, see LinearFit
+    # work = (score elements, FLOPs, (batch, head) slices): fitted linearly, see LinearFit
+    cases["sdpa"] = sdpa
     vec_n = (1, 4096, 2**18) if quick else (1, 256, 4096, 2**16, 2**18, 2**20, 2**22, 2**24)
     vector = []
     for n in vec_n:
@@ -639,7 +657,7 @@ def calibrate_op_model(
     cases = _cases(tdtype, quick)
     total = sum(len(v) for v in cases.values()) + 2
     done = 0
-    sdpa_fit = LinearFit([0.0, 0.0, 0.0])
+    sdpa_fit = LinearFit([0.0, 0.0, 0.0, 0.0])
     hot: dict[str, list[float]] = {}
     with torch.no_grad():
         for name, items in cases.items():

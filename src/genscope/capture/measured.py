@@ -14,15 +14,18 @@ idle/overhead figures. One measured run is, in order:
    pass also serves as the first warm-up.
 4. ``--warmup N`` more plain passes, then ``--repeats N`` **uninstrumented timed passes**
    (device synchronised around each): the end-to-end ``wall_s`` median/min/max/spread, and the
-   **peak memory** over those passes.
-5. **Profiled pass(es)**: every dispatch-level op recorded — on CPU by genscope's op observer
-   (:mod:`genscope.capture.observer`, a ``RecordFunction`` callback that records only the ops
-   the analytic capture sees), on CUDA (or without a C++ compiler) by ``torch.profiler`` —
-   with cheap module-boundary and phase/step markers (:mod:`genscope.capture.profiling`).
-   Every dispatch-level op of the pass is attributed to its module path, component, phase,
-   step and category; its time (CPU: the op's inclusive host time; CUDA: the summed kernel time
-   it launched) becomes ``measured_s`` of the matching analytic row (with several profiled
-   passes, the op's median over them).
+   **peak memory** (the highest of those passes).
+5. **Profiled pass(es)**, alternating with the timed passes (timed 1, profiled 1, timed 2, …,
+   so that both see the same spells of a shared machine): every dispatch-level op recorded —
+   on CPU by genscope's op observer (:mod:`genscope.capture.observer`, a ``RecordFunction``
+   callback that records only the ops the analytic capture sees), on CUDA (or without a C++
+   compiler) by ``torch.profiler`` — with cheap module-boundary and phase/step markers
+   (:mod:`genscope.capture.profiling`). Every dispatch-level op of the pass is attributed to
+   its module path, component, phase, step and category; its time (CPU: the op's inclusive
+   host time; CUDA: the summed kernel time it launched) becomes ``measured_s`` of the matching
+   analytic row (with several profiled passes, the op's median over them; from 4 passes on,
+   over the fastest half). ``--trace-out`` is written from the first profiled pass once all
+   passes have run.
 6. **Join.** Profiled ops are matched to analytic rows in order within each (phase, step),
    on (component, module path, op); ops only one side saw are kept and counted
    (``attribution`` in the summary).
@@ -588,29 +591,39 @@ def measure_workload(
             say(f"warm-up pass {i + 1}/{warmup}")
             plain_pass(wl, built, s)
         samples, cpu_samples = [], []
-        contention = _Contention()
-        with PeakMemory(device) as peak:
-            for i in range(repeats):
-                say(f"timed repeat {i + 1}/{repeats}")
-                w_s, c_s = plain_pass(wl, built, s)
-                samples.append(w_s)
-                cpu_samples.append(c_s)
-        wall = summarize_samples(samples, warmup)
-        cpu = summarize_samples(cpu_samples, warmup)
         only = marked_modules(analytic.events)
         cuda = torch.device(device).type == "cuda"
         passes = []
-        for k in range(profiled_passes):
-            say(f"profiled pass {k + 1}/{profiled_passes}")
+        contention = _Contention()
+        peaks: list[PeakMemory] = []  # one per uninstrumented pass: its peak is the run's
+        # Timed and profiled passes alternate, so that both see the same spells of a shared
+        # machine (a VM's slow spells last about a second; see the selection below).
+        for i in range(max(repeats, profiled_passes)):
+            if i < repeats:
+                say(f"timed repeat {i + 1}/{repeats}")
+                with PeakMemory(device) as pass_peak:
+                    w_s, c_s = plain_pass(wl, built, s)
+                peaks.append(pass_peak)
+                samples.append(w_s)
+                cpu_samples.append(c_s)
+            if i >= profiled_passes:
+                continue
+            say(f"profiled pass {i + 1}/{profiled_passes}")
             prof, markers, p_wall, p_outer, p_cpu = profiled_pass(wl, built, s, only)
-            if k == 0 and trace_out is not None:
-                say(f"writing Chrome trace {trace_out}")
-                export_trace(prof, trace_out)
+            if i == 0 and trace_out is not None:
+                first_recording = prof  # written once every pass has run (interrupts)
             say("attributing profiled ops")
             passes.append(
                 (attribute(events_from_profiler(prof), markers, device), p_wall, p_outer, p_cpu)
             )
             del prof
+        peak = max(peaks, key=lambda p: p.peak)
+        if trace_out is not None:
+            say(f"writing Chrome trace {trace_out}")
+            export_trace(first_recording, trace_out)
+            del first_recording
+        wall = summarize_samples(samples, warmup)
+        cpu = summarize_samples(cpu_samples, warmup)
         busy = contention.finish()
         if "warning" in busy:
             busy["warning"] = (

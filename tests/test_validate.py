@@ -202,3 +202,16 @@ def test_validate_cli_default_repeats_match_the_library():
     from genscope.validate import VALIDATE_REPEATS
 
     assert cli.REPEATS == VALIDATE_REPEATS
+
+
+def test_overhead_is_priced_at_each_components_library_rate():
+    from dataclasses import replace
+
+    ev = _rows()
+    ev["component"] = ["unet"] * 3 + ["text_encoder"] * 2 + [""] * (len(ev) - 5)
+    m = replace(_model(), overhead_by_library={"diffusers": 2e-5, "transformers": 4e-6})
+    libraries = {"unet": "diffusers", "text_encoder": "transformers"}
+    count = ev["count"].astype(float).to_numpy()
+    expected = 2e-5 * count[:3].sum() + 4e-6 * count[3:5].sum() + 1e-5 * count[5:].sum()
+    assert m.overhead_s(ev, libraries) == pytest.approx(expected)
+    assert m.overhead_s(ev) == pytest.approx(1e-5 * count.sum())  # no libraries: the mean rate

@@ -201,6 +201,12 @@ def _activities(device: str) -> list[Any]:
     return acts
 
 
+def component_libraries(built: Built) -> dict[str, str]:
+    """The library (top-level package of its model class) of every component, e.g.
+    ``{"unet": "diffusers", "text_encoder": "transformers"}``."""
+    return {name: type(m).__module__.split(".")[0] for name, m in built.models.items()}
+
+
 def marked_modules(events: pd.DataFrame) -> set[tuple[str, str]]:
     """(module path, class) of every module that runs ops of its own in an analytic capture."""
     own = events[events["module_type"].fillna("") != ""]
@@ -684,6 +690,7 @@ def measure_workload(
                 "instrumentation_ratio": _share(prof_wall, wall.median),
                 "instrument": instrument_description(device),
                 "threads": n_threads,
+                "component_libraries": component_libraries(built),
                 "contention": busy,
                 **peak.to_dict(),
                 "predicted_memory": memory,

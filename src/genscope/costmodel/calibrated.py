@@ -44,11 +44,14 @@ times and every figure keeps its fastest sweep (the VM's slow spells, see
 :func:`calibrate_op_model`).
 
 Curves interpolate log-log between points (constant below the first, linear in work above the
-last). Framework overhead is priced per dispatch-level op: ``overhead_per_op_s`` is measured on
-reference module code from the model libraries genscope's workloads use — tiny diffusers
-``BasicTransformerBlock`` and ``ResnetBlock2D`` and a transformers ``LlamaDecoderLayer`` — as
-(process CPU time per call − profiled op time per call) / ops per call. A run is predicted as
-``Σ_ops T(op) + n_ops × overhead_per_op_s``.
+last). Framework overhead is priced per dispatch-level op and per model library
+(``overhead_by_library``): measured on reference module code of each library genscope's
+workloads use — tiny diffusers ``BasicTransformerBlock`` + ``ResnetBlock2D``, a transformers
+``LlamaDecoderLayer`` — as (process CPU time per call − profiled op time per call) / ops per
+call. Diffusers code runs about twice the Python per op of a transformers decoder layer, so an
+op is priced at the rate of the library its component's model class comes from (the mean,
+``overhead_per_op_s``, outside models). A run is predicted as ``Σ_ops T(op) + Σ_ops
+overhead(library of the op's component)``.
 
 The curves depend on the thread count and the dtype, so they are stored per
 ``<dtype>/threads=<n>`` in the calibration itself: ``extra["op_model"]`` of the ``cpu-local``
@@ -76,9 +79,9 @@ from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
 
 #: 3: ops timed with genscope's op observer (measured mode's instrument since it replaced
 #: torch.profiler on CPU); 4: small ops and the framework overhead timed in context (see
-#: :func:`_in_context_times`); 5: a per-(batch, head) term in the attention fit. Models stored
-#: by older versions are re-measured on first use.
-OP_MODEL_VERSION = 5
+#: :func:`_in_context_times`); 5: a per-(batch, head) term in the attention fit; 6: framework
+#: overhead per model library. Models stored by older versions are re-measured on first use.
+OP_MODEL_VERSION = 6
 GEMM_NAMES = frozenset({"mm", "addmm", "bmm", "baddbmm", "matmul", "addbmm", "dot", "linear"})
 ProgressFn = Callable[[str, int, int], None]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -152,6 +155,9 @@ class OpModel:
     fixed_s: dict[str, float]
     view_s: float
     overhead_per_op_s: float
+    #: framework overhead per op of each model library's reference code (``diffusers``,
+    #: ``transformers``); ``overhead_per_op_s`` (their mean) prices other components
+    overhead_by_library: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
     created: str = ""
     calibration_s: float = 0.0
@@ -223,9 +229,18 @@ class OpModel:
                 out[idx] = self.curves["norm"](nbytes[idx])
         return pd.Series(out, index=events.index, name="calibrated_s")
 
-    def overhead_s(self, events: pd.DataFrame) -> float:
-        """Framework overhead the run is predicted to spend between ops."""
-        return float(events["count"].sum()) * self.overhead_per_op_s
+    def overhead_s(self, events: pd.DataFrame, libraries: dict[str, str] | None = None) -> float:
+        """Framework overhead the run is predicted to spend between ops; ``libraries`` maps a
+        component to the library its model class comes from (each prices its ops at its own
+        rate)."""
+        rate = (
+            events["component"]
+            .astype(str)
+            .map(lambda c: self.overhead_by_library.get((libraries or {}).get(c, "")))
+            .astype(float)
+            .fillna(self.overhead_per_op_s)
+        )
+        return float((events["count"].astype(float) * rate).sum())
 
 
 def op_model_key(dtype: str, threads: int) -> str:
@@ -584,24 +599,38 @@ class _Reference(nn.Module):
         return blocks
 
     def forward(self) -> None:
+        for part in self.parts().values():
+            part()
+
+    def parts(self) -> dict[str, Callable[[], Any]]:
+        """The reference code per model library (``torch`` for the plain stand-ins): their
+        Python per op differs (diffusers blocks ~2x transformers decoder layers here)."""
         if self.blocks is None:
-            self.tf(self.tokens)
-            self.conv(F.silu(self.norm(self.image)))
-            return
+            return {
+                "torch": lambda: (
+                    self.tf(self.tokens),
+                    self.conv(F.silu(self.norm(self.image))),
+                )
+            }
         b = self.blocks
-        b["transformer"](self.tokens, encoder_hidden_states=self.context)
-        b["resnet"](self.image, self.temb)
-        b["llama"](
-            self.tokens,
-            position_embeddings=b["rope"](self.tokens, self.positions),
-            attention_mask=None,
-        )
+        return {
+            "diffusers": lambda: (
+                b["transformer"](self.tokens, encoder_hidden_states=self.context),
+                b["resnet"](self.image, self.temb),
+            ),
+            "transformers": lambda: b["llama"](
+                self.tokens,
+                position_embeddings=b["rope"](self.tokens, self.positions),
+                attention_mask=None,
+            ),
+        }
 
 
 def _framework_overhead(
     dtype: torch.dtype, quick: bool, context: Callable[[], Any] | None = None
-) -> float:
-    """(CPU time per call − op time per call) / ops per call, on :class:`_Reference`.
+) -> dict[str, float]:
+    """Per library: (CPU time per call − op time per call) / ops per call, on the
+    :class:`_Reference` code of that library.
 
     Every call is preceded by ``context`` (the in-context rotation of small microbenchmarks,
     see :func:`_in_context_times`), so that the module code runs as cold as it does inside
@@ -609,35 +638,35 @@ def _framework_overhead(
     median op times, each the fastest of several alternating loops, keep neighbours'
     preemption and the VM's slow spells out.
     """
-    model = _Reference(dtype)
     calls, rounds = (5, 3) if quick else (10, 8)
     ctx = context or (lambda: None)
     n_ctx = _ops_per_call(ctx)
-    cpus, op_times, per_call = [], [], 0
+    out: dict[str, float] = {}
     with torch.no_grad():
-        for _ in range(3):
-            model()
-        # alternate plain and recorded loops; the fastest of each (the machine's fast state)
-        for _ in range(rounds):
-            spent = 0.0
-            for _ in range(calls):
-                ctx()
-                c0 = time.process_time()
-                model()
-                spent += time.process_time() - c0
-            cpus.append(spent / calls)
-            with _profile() as prof:
+        for library, part in _Reference(dtype).parts().items():
+            for _ in range(3):
+                part()
+            cpus, op_times, per_call = [], [], 0
+            # alternate plain and recorded loops; the fastest of each (the fast state)
+            for _ in range(rounds):
+                spent = 0.0
                 for _ in range(calls):
                     ctx()
-                    model()
-            times = [t for _, t in _recorded_ops(prof)]
-            per_iter = len(times) // calls
-            per_call = per_iter - n_ctx
-            if per_call <= 0:
-                return 0.0
-            grid = np.array(times[: per_iter * calls]).reshape(calls, per_iter)[:, n_ctx:]
-            op_times.append(float(np.median(grid, axis=0).sum()))
-    return max(0.0, (min(cpus) - min(op_times)) / per_call)
+                    c0 = time.process_time()
+                    part()
+                    spent += time.process_time() - c0
+                cpus.append(spent / calls)
+                with _profile() as prof:
+                    for _ in range(calls):
+                        ctx()
+                        part()
+                times = [t for _, t in _recorded_ops(prof)]
+                per_iter = len(times) // calls
+                per_call = per_iter - n_ctx
+                grid = np.array(times[: per_iter * calls]).reshape(calls, per_iter)[:, n_ctx:]
+                op_times.append(float(np.median(grid, axis=0).sum()))
+            out[library] = max(0.0, (min(cpus) - min(op_times)) / max(per_call, 1))
+    return out
 
 
 #: Full calibration sweeps; every figure keeps its fastest sweep (see calibrate_op_model).
@@ -649,9 +678,9 @@ def _sweep(
     cases: dict[str, list[tuple[Any, Callable[[], Any]]]],
     quick: bool,
     tick: Callable[[str], None],
-) -> tuple[dict[str, list[float]], dict[str, float], float]:
+) -> tuple[dict[str, list[float]], dict[str, float], dict[str, float]]:
     """One calibration sweep: seconds per case point (in context if small), per-op fixed
-    costs (in context) and framework overhead per op."""
+    costs (in context) and framework overhead per op by library."""
     budget = 0.01 if quick else 0.05
     hot: dict[str, list[float]] = {}
     for name, items in cases.items():
@@ -719,6 +748,7 @@ def calibrate_op_model(
 
     with torch.no_grad():
         runs = [_sweep(tdtype, cases, quick, tick) for _ in range(n_sweeps)]
+    overhead = {lib: min(r[2][lib] for r in runs) for lib in runs[0][2]}
     secs = {name: list(np.min([r[0][name] for r in runs], axis=0)) for name in cases}
     fixed = {k: min(r[1].get(k, math.inf) for r in runs) for k in runs[0][1]}
     fixed = {k: v for k, v in fixed.items() if math.isfinite(v) and v > 0}
@@ -740,7 +770,8 @@ def calibrate_op_model(
         sdpa=sdpa_fit,
         fixed_s=fixed,
         view_s=statistics.median(fixed[v] for v in views),
-        overhead_per_op_s=min(r[2] for r in runs),
+        overhead_per_op_s=statistics.mean(overhead.values()),
+        overhead_by_library=overhead,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         calibration_s=time.perf_counter() - started,
         contention=busy,

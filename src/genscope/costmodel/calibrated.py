@@ -40,7 +40,7 @@ microbenchmark point and per-op fixed cost under 50 µs is re-timed while all of
 rotation (:func:`_in_context_times`), the fastest of 8 recorded blocks; on this VM that costs
 small ops 1.5–3.5x their hot-loop time, as whole tiny pipelines do. The framework overhead's
 reference blocks run with that rotation between calls too. The whole calibration runs three
-times and every figure keeps its fastest sweep (the VM's slow spells, see
+times and every figure is the median of the three (the VM's slow spells, see
 :func:`calibrate_op_model`).
 
 Curves interpolate log-log between points (constant below the first, linear in work above the
@@ -669,7 +669,7 @@ def _framework_overhead(
     return out
 
 
-#: Full calibration sweeps; every figure keeps its fastest sweep (see calibrate_op_model).
+#: Full calibration sweeps; every figure is the median over them (see calibrate_op_model).
 SWEEPS = 3
 
 
@@ -724,9 +724,10 @@ def calibrate_op_model(
     """Run the microbenchmarks on the CPU with torch's current thread count.
 
     ``sweeps`` (default 3; quick: 1) full sweeps run one after the other and every figure
-    keeps its fastest: this VM flips between a fast and a ~1.7x slower state every second or
-    so, and one sweep's figures would mix the two. Validation compares with the fastest
-    measured pass, i.e. the fast state, too.
+    is the median over them: each sweep's figures are already fastest-block or median-of-calls
+    estimates, and on this VM, which flips between a fast and a ~1.7x slower state every
+    second or so, a whole sweep can still land in the slow state. (The minimum over sweeps
+    was tried: it priced full-size sd15 ~10 % below its fastest measured pass.)
     """
     from datetime import UTC, datetime
 
@@ -748,9 +749,9 @@ def calibrate_op_model(
 
     with torch.no_grad():
         runs = [_sweep(tdtype, cases, quick, tick) for _ in range(n_sweeps)]
-    overhead = {lib: min(r[2][lib] for r in runs) for lib in runs[0][2]}
-    secs = {name: list(np.min([r[0][name] for r in runs], axis=0)) for name in cases}
-    fixed = {k: min(r[1].get(k, math.inf) for r in runs) for k in runs[0][1]}
+    overhead = {lib: statistics.median(r[2][lib] for r in runs) for lib in runs[0][2]}
+    secs = {name: list(np.median([r[0][name] for r in runs], axis=0)) for name in cases}
+    fixed = {k: statistics.median(r[1].get(k, math.inf) for r in runs) for k in runs[0][1]}
     fixed = {k: v for k, v in fixed.items() if math.isfinite(v) and v > 0}
     views = ("view", "transpose", "t", "unsqueeze", "slice", "select", "permute", "expand")
     curves: dict[str, Curve] = {}

@@ -598,10 +598,6 @@ class _Reference(nn.Module):
         self.positions = torch.arange(self.tokens.shape[1])[None]
         return blocks
 
-    def forward(self) -> None:
-        for part in self.parts().values():
-            part()
-
     def parts(self) -> dict[str, Callable[[], Any]]:
         """The reference code per model library (``torch`` for the plain stand-ins): their
         Python per op differs (diffusers blocks ~2x transformers decoder layers here)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genscope.capture.measured import marked_modules, profiled_pass
+from genscope.capture.measured import join, marked_modules, marker_path, profiled_pass
 from genscope.capture.profiling import (
     Event,
     Markers,
@@ -62,24 +62,38 @@ def test_profiled_ops_match_the_analytic_capture(workload, settings, recorder, m
     built = wl.build(s)
     analytic = trace_built(wl, built, s, get_hardware("a100-80g-sxm"), save=False, collapse=False)
     ev = analytic.events
-    prof, markers, *_ = profiled_pass(wl, built, s, marked_modules(ev))
+    marked = marked_modules(ev)
+    prof, markers, *_ = profiled_pass(wl, built, s, marked)
     ops = attribute(events_from_profiler(prof), markers).ops
+    # leaves inside a marked module are not marked: their ops count toward that module here,
+    # and the join tells them apart by order (checked below)
+    paths = {(c, p) for c, p, _ in marked}
+    seen_as = [marker_path(c, p, paths) for c, p in zip(ev.component, ev.module_path, strict=True)]
+    assert len(paths) < len(set(zip(ev.component, ev.module_path, strict=True)))
 
     def per_module(rows):
         return Counter(rows)
 
-    a_count = per_module(zip(ev.component, ev.module_path, strict=True))
+    a_count = per_module(zip(ev.component, seen_as, strict=True))
     m_count = per_module((o.component, o.module.path if o.module else "") for o in ops)
     assert m_count == a_count
     # ops compared by packet: with a dispatch mode active, linear on 3-d input adds its bias
     # out of place (aten.add), without it in place (aten.add_)
     a_cat = per_module(
-        (p, packet_of(op), c) for p, op, c in zip(ev.module_path, ev.op, ev.category, strict=True)
+        (p, packet_of(op), c) for p, op, c in zip(seen_as, ev.op, ev.category, strict=True)
     )
     m_cat = per_module(
         (o.module.path if o.module else "", packet_of(o.op), o.category) for o in ops
     )
     assert m_cat == a_cat
+    # every analytic row (with its own, leaf-level module path) gets its profiled op
+    joined, stats = join(ev, ops, device_time=False, marked=marked)
+    assert stats["matched"] == len(ev) == len(ops)
+    assert stats["profiled_only"] == stats["analytic_only"] == stats["category_mismatches"] == 0
+    assert joined["measured_s"].notna().all()
+    assert Counter(zip(joined.component, joined.module_path, strict=True)) == Counter(
+        zip(ev.component, ev.module_path, strict=True)
+    )
     steps = Counter(ev.step.dropna().astype(int))
     assert Counter(o.where.step for o in ops if o.where and o.where.step is not None) == steps
 

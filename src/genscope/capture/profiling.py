@@ -95,9 +95,10 @@ class Markers:
     Module markers wrap the *instance* ``forward`` of each marked module (restored on exit)
     rather than using global forward hooks: a global hook sends every module call down
     ``nn.Module``'s slow path (about 7 µs per call under the profiler, against about 3 µs for
-    the wrapper). Only modules that run ops of their own need a marker (``only``): an op's
-    innermost module is always one of those, so containers and op-less modules (``Dropout``
-    in eval, ``ModuleList`` blocks) are left alone.
+    the wrapper). Which modules get one is the caller's choice (``only``); measured mode marks
+    the modules that run ops of their own, less the leaves inside another such module
+    (:func:`genscope.capture.measured.marked_modules`), so containers and op-less modules
+    (``Dropout`` in eval, ``ModuleList`` blocks) are left alone.
     """
 
     def __init__(self, python_spans: bool = False) -> None:
@@ -166,14 +167,14 @@ class Markers:
         self._patched.clear()
 
     @contextmanager
-    def active(self, only: set[tuple[str, str]] | None = None) -> Iterator[Markers]:
-        """Mark module calls (all, or the ``(module path, class name)`` pairs in ``only``)
-        and the whole run."""
+    def active(self, only: set[tuple[str, str, str]] | None = None) -> Iterator[Markers]:
+        """Mark module calls (all, or the ``(component, module path, class name)`` triples in
+        ``only``) and the whole run."""
         seen: set[int] = set()
         try:
             for component, root in self._roots:
                 for path, mod in root.named_modules():
-                    key = (path, type(mod).__name__)
+                    key = (component, path, type(mod).__name__)
                     if id(mod) in seen or (only is not None and key not in only):
                         continue
                     seen.add(id(mod))

@@ -49,6 +49,15 @@ def is_attention_module(module_type: str) -> bool:
     return bool(_ATTENTION_MODULE.search(module_type)) and "Processor" not in module_type
 
 
+def module_decides_category(module_type: str) -> bool:
+    """Whether some op inside a module of this class gets another category than outside it
+    (attention, norm, embedding and KV-reorder modules, see :func:`categorize`)."""
+    return any(
+        rx.search(module_type)
+        for rx in (_ATTENTION_MODULE, _NORM_MODULE, _EMBED_MODULE, _KV_REORDER_MODULE)
+    )
+
+
 def categorize(func: torch._ops.OpOverload, module_type: str) -> str:
     """Category of one op call given the class name of its innermost module ('' if none)."""
     name = func.overloadpacket.__name__

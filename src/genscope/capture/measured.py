@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import math
 import os
 import signal
@@ -371,22 +372,14 @@ def join(
         w = op.where
         op_groups.setdefault(_group_key(w.phase if w else "", w.step if w else None), []).append(j)
 
-    if marked is not None:
-        marked_paths = {(c, p) for c, p, _ in marked}
-        memo: dict[tuple[str, str], str] = {}
+    marked_paths = None if marked is None else {(c, p) for c, p, _ in marked}
 
-        def seen_as(c: Any, p: Any) -> str:
-            key = (str(c or ""), str(p or ""))
-            if key not in memo:
-                memo[key] = marker_path(*key, marked_paths)
-            return memo[key]
-    else:
-
-        def seen_as(c: Any, p: Any) -> str:
-            return str(p or "")
+    @functools.cache
+    def seen_as(component: str, path: str) -> str:
+        return path if marked_paths is None else marker_path(component, path, marked_paths)
 
     row_keys = [
-        _row_key(c, seen_as(c, p), o)
+        _row_key(c, seen_as(str(c or ""), str(p or "")), o)
         for c, p, o in zip(rows["component"], rows["module_path"], rows["op"], strict=True)
     ]
     op_keys = [_op_key(op) for op in ops]

@@ -623,7 +623,7 @@ class _Reference(nn.Module):
 
 
 def _framework_overhead(
-    dtype: torch.dtype, quick: bool, context: Callable[[], Any] | None = None
+    dtype: torch.dtype, quick: bool, context: Callable[[], Any]
 ) -> dict[str, float]:
     """Per library: (CPU time per call − op time per call) / ops per call, on the
     :class:`_Reference` code of that library.
@@ -635,8 +635,7 @@ def _framework_overhead(
     preemption and the VM's slow spells out.
     """
     calls, rounds = (5, 3) if quick else (10, 8)
-    ctx = context or (lambda: None)
-    n_ctx = _ops_per_call(ctx)
+    n_ctx = _ops_per_call(context)
     out: dict[str, float] = {}
     with torch.no_grad():
         for library, part in _Reference(dtype).parts().items():
@@ -647,14 +646,14 @@ def _framework_overhead(
             for _ in range(rounds):
                 spent = 0.0
                 for _ in range(calls):
-                    ctx()
+                    context()
                     c0 = time.process_time()
                     part()
                     spent += time.process_time() - c0
                 cpus.append(spent / calls)
                 with _profile() as prof:
                     for _ in range(calls):
-                        ctx()
+                        context()
                         part()
                 times = [t for _, t in _recorded_ops(prof)]
                 per_iter = len(times) // calls

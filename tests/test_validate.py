@@ -82,7 +82,14 @@ def _model() -> OpModel:
     return OpModel(
         dtype="fp32",
         threads=1,
-        curves={"gemm": curve, "conv1": curve, "conv3": curve, "vector": curve, "norm": curve},
+        curves={
+            "gemm": curve,
+            "conv1": curve,
+            "conv3": curve,
+            "conv3n": Curve([1.0, 1e9], [1e-7, 1e-3]),
+            "vector": curve,
+            "norm": curve,
+        },
         sdpa=LinearFit([1e-5, 1e-9, 0.0, 2e-7]),
         fixed_s={"add": 3e-6, "view": 1e-6},
         view_s=2e-6,
@@ -97,6 +104,39 @@ def test_op_classes_and_curve_interpolation():
     assert c(100.0) == pytest.approx(10.0)  # log-log interpolation
     assert c(1.0) == pytest.approx(1.0)  # fixed cost below the first point
     assert c(10000.0) == pytest.approx(1000.0)  # linear in work above the last point
+
+
+@pytest.mark.parametrize(
+    "x, w",
+    [
+        ((1, 16, 8, 8), (16, 16, 3, 3)),  # batch 1, small: native
+        ((2, 16, 8, 8), (16, 16, 3, 3)),  # batch 2: oneDNN
+        ((1, 64, 16, 16), (64, 64, 3, 3)),  # 16384 elements: native
+        ((1, 32, 32, 32), (32, 32, 3, 3)),  # 32768 elements: oneDNN
+        ((1, 16, 8, 8), (16, 4, 3, 3)),  # grouped: oneDNN
+        ((1, 4, 16, 16), (4, 4, 5, 5)),  # kernel above 3x3: oneDNN
+        ((1, 4, 16, 16), (4, 4, 5, 1)),  # one kernel dim above 3: native
+    ],
+)
+def test_conv_class_follows_the_path_torch_takes(x, w):
+    """conv_class mirrors PyTorch's oneDNN-or-native choice; hold it against the kernel the
+    installed torch actually runs (its dispatch-level child ops)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.profiler import profile
+
+    from genscope.costmodel.calibrated import conv_class
+
+    shapes = ";".join("[" + ",".join(map(str, s)) + "]" for s in (x, w))
+    for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        xt, wt = torch.randn(*x).to(dtype), torch.randn(*w).to(dtype)
+        with torch.no_grad(), profile() as prof:
+            F.conv2d(xt, wt, padding=1, groups=x[1] // w[1])
+        names = {e.name for e in prof.events()}
+        onednn = "aten::mkldnn_convolution" in names
+        native = bool(names & {"aten::thnn_conv2d", "aten::_slow_conv2d_forward"})
+        assert onednn != native, names
+        assert conv_class(shapes, name) == ("conv3n" if native else "conv3"), name
 
 
 def test_op_model_prediction_and_roundtrip():

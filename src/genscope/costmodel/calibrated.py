@@ -23,8 +23,9 @@ the process CPU time per call when smaller, which neighbours' preemption does no
 * ``gemm`` (mm/addmm/bmm/baddbmm; square problems from 4² to 1024²):
   ``t = max(T_gemm(flops), T_vector(bytes))`` — the second term prices skinny,
   weight-streaming GEMMs (decode with one token);
-* ``conv1`` / ``conv3`` (1×1 and k×k convolutions, NCHW, batch 2, 4…320 channels):
-  ``T_conv(flops)``;
+* ``conv1`` / ``conv3`` (1×1 and k×k convolutions, NCHW, batch 2, 4…320 channels) and
+  ``conv3n`` (batch-1 k×k convolutions small enough for PyTorch's native im2col path rather
+  than oneDNN, see :func:`conv_class`): ``T_conv(flops)``;
 * ``sdpa`` (fused attention): ``c0 + c_s · scores + c_f · flops + c_b · batch·heads`` with
   ``scores = batch·heads·Lq·Lkv``, non-negative least squares over a (length, head dim) grid
   and a few many-slice, short-sequence points — CPU flash attention's time follows the softmax
@@ -80,8 +81,9 @@ from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
 #: 3: ops timed with genscope's op observer (measured mode's instrument since it replaced
 #: torch.profiler on CPU); 4: small ops and the framework overhead timed in context (see
 #: :func:`_in_context_times`); 5: a per-(batch, head) term in the attention fit; 6: framework
-#: overhead per model library. Models stored by older versions are re-measured on first use.
-OP_MODEL_VERSION = 6
+#: overhead per model library; 7: PyTorch's native k×k convolution path (``conv3n``) apart
+#: from oneDNN's. Models stored by older versions are re-measured on first use.
+OP_MODEL_VERSION = 7
 GEMM_NAMES = frozenset({"mm", "addmm", "bmm", "baddbmm", "matmul", "addbmm", "dot", "linear"})
 ProgressFn = Callable[[str, int, int], None]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -211,7 +213,7 @@ class OpModel:
                 out[idx] = np.maximum(
                     self.curves["gemm"](flops[idx]), self.curves["vector"](nbytes[idx])
                 )
-            elif cls_name in ("conv1", "conv3"):
+            elif cls_name in ("conv1", "conv3", "conv3n"):
                 out[idx] = self.curves[cls_name](flops[idx])
             elif cls_name == "sdpa":
                 sub = events.loc[idx]
@@ -252,17 +254,48 @@ def _packet_name(op: str) -> str:
     return parts[1] if len(parts) > 1 else op
 
 
-def _kernel_size(input_shapes: str) -> int:
-    """Spatial kernel size of a convolution row from its weight shape (second input)."""
-    shapes = [s for s in str(input_shapes).split(";") if s]
-    if len(shapes) < 2:
-        return 3
-    dims = [int(x) for x in shapes[1].strip("[]").split(",") if x]
-    return max(dims[2:], default=1)
+def _shapes(input_shapes: str) -> list[list[int]]:
+    return [
+        [int(x) for x in s.strip("[]").split(",") if x] for s in str(input_shapes).split(";") if s
+    ]
+
+
+#: Largest batch-1 input (elements) PyTorch still convolves with its native im2col + GEMM path
+#: rather than oneDNN ("for some case, native is faster": ``ConvParams::use_mkldnn`` in
+#: aten/src/ATen/native/Convolution.cpp).
+NATIVE_CONV_MAX_NUMEL = 20480
+
+
+def conv_class(input_shapes: str, dtype: str = "fp32") -> str:
+    """``conv1`` (1×1 kernel), ``conv3n`` (k×k on PyTorch's native im2col + GEMM path) or
+    ``conv3`` (k×k on oneDNN) for one convolution row.
+
+    The two k×k paths differ several-fold in fixed cost on a CPU (a batch-1 [1,16,8,8] 3×3
+    call ~20 µs native, the same call at batch 2 ~90 µs in oneDNN here), so each has its own
+    curve. The rule is PyTorch's own choice for fp32 CPU tensors: oneDNN when the kernel is
+    larger than 3×3 in both dims, or grouped, or the batch is above 1, or the input has more
+    than 20480 elements; ``tests/test_validate.py`` checks it against the installed torch.
+    """
+    shapes = _shapes(input_shapes)
+    if len(shapes) < 2 or len(shapes[1]) < 3:
+        return "conv3"
+    x, w = shapes[0], shapes[1]
+    kernel = w[2:]
+    if max(kernel) <= 1:
+        return "conv1"
+    groups = x[1] // w[1] if len(x) > 1 and w[1] else 1
+    native = (
+        dtype == "fp32"
+        and groups == 1
+        and not all(k > 3 for k in kernel)
+        and x[0] == 1
+        and math.prod(x) <= NATIVE_CONV_MAX_NUMEL
+    )
+    return "conv3n" if native else "conv3"
 
 
 def op_classes(events: pd.DataFrame) -> np.ndarray:
-    """The shape class of every row: view, gemm, conv1, conv3, sdpa, norm or vector."""
+    """The shape class of every row: view, gemm, conv1, conv3, conv3n, sdpa, norm or vector."""
     names = events["op"].astype(str).map(_packet_name)
     unit = events["unit"].astype(str)
     out = np.full(len(events), "vector", dtype=object)
@@ -272,8 +305,12 @@ def op_classes(events: pd.DataFrame) -> np.ndarray:
     out[names.isin(SDPA_NAMES).to_numpy()] = "sdpa"
     conv = names.isin(CONV_OPS).to_numpy()
     if conv.any():
-        k = events.loc[conv, "input_shapes"].map(_kernel_size).to_numpy()
-        out[np.flatnonzero(conv)] = np.where(k > 1, "conv3", "conv1")
+        rows = events.loc[conv]
+        dtypes = rows["dtype"].fillna("fp32").astype(str) if "dtype" in rows else None
+        out[np.flatnonzero(conv)] = [
+            conv_class(shapes, "fp32" if dtypes is None else dtypes.iloc[i])
+            for i, shapes in enumerate(rows["input_shapes"])
+        ]
     return out
 
 
@@ -468,6 +505,11 @@ def _fixed_cost_cases(dtype: torch.dtype) -> dict[str, Callable[[], Any]]:
     }
 
 
+#: (channels, height = width) of the batch-1 native-path convolution points, all at most
+#: NATIVE_CONV_MAX_NUMEL input elements
+_NATIVE_CONV_SIZES = ((4, 8), (16, 8), (16, 16), (32, 16), (64, 16), (320, 8))
+
+
 def _cases(dtype: torch.dtype, quick: bool) -> dict[str, list[tuple[float, Callable[[], Any]]]]:
     """(work, fn) microbenchmarks per class; fn issues exactly one top-level op."""
 
@@ -494,6 +536,13 @@ def _cases(dtype: torch.dtype, quick: bool) -> dict[str, list[tuple[float, Calla
             flops = 2.0 * 2 * c * c * k * k * hw * hw
             rows.append((flops, lambda x=x, w=w, b=bias, k=k: F.conv2d(x, w, b, padding=k // 2)))
         cases[name] = rows
+    # batch-1 k×k convolutions small enough for PyTorch's native path (see conv_class)
+    native = []
+    for c, hw in ((4, 8), (16, 16), (64, 16)) if quick else _NATIVE_CONV_SIZES:
+        x, w, bias = r(1, c, hw, hw), r(c, c, 3, 3), r(c)
+        flops = 2.0 * c * c * 9 * hw * hw
+        native.append((flops, lambda x=x, w=w, b=bias: F.conv2d(x, w, b, padding=1)))
+    cases["conv3n"] = native
     sdpa = []
     grid = (
         ((16, 8), (64, 64), (256, 8))

@@ -306,10 +306,11 @@ def op_classes(events: pd.DataFrame) -> np.ndarray:
     conv = names.isin(CONV_OPS).to_numpy()
     if conv.any():
         rows = events.loc[conv]
-        dtypes = rows["dtype"].fillna("fp32").astype(str) if "dtype" in rows else None
         out[np.flatnonzero(conv)] = [
-            conv_class(shapes, "fp32" if dtypes is None else dtypes.iloc[i])
-            for i, shapes in enumerate(rows["input_shapes"])
+            conv_class(shapes, dtype)
+            for shapes, dtype in zip(
+                rows["input_shapes"], rows["dtype"].fillna("fp32").astype(str), strict=True
+            )
         ]
     return out
 

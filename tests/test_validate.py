@@ -87,6 +87,7 @@ def _model() -> OpModel:
             "conv1": curve,
             "conv3": curve,
             "conv3n": Curve([1.0, 1e9], [1e-7, 1e-3]),
+            "conv_weight": Curve([1e3, 1e8], [1e-5, 1e-1]),
             "vector": curve,
             "norm": curve,
         },
@@ -255,3 +256,74 @@ def test_overhead_is_priced_at_each_components_library_rate():
     expected = 2e-5 * count[:3].sum() + 4e-6 * count[3:5].sum() + 1e-5 * count[5:].sum()
     assert m.overhead_s(ev, libraries) == pytest.approx(expected)
     assert m.overhead_s(ev) == pytest.approx(1e-5 * count.sum())  # no libraries: the mean rate
+
+
+def test_small_ops_take_their_libraries_reference_prices():
+    """A view or vector op of a component whose library has a reference-code price for its
+    packet gets that fixed cost (plus, for vector ops, the size-dependent part); other
+    components, and packets the reference does not issue, keep the rotation's."""
+    from dataclasses import replace
+
+    ev = _rows()
+    ev["component"] = "unet"
+    m = replace(_model(), fixed_by_library={"diffusers": {"view": 4e-7, "add": 5e-7}})
+    libraries = {"unet": "diffusers"}
+    pred = m.predict_ops(ev, libraries)
+    assert pred[5] == pytest.approx(4e-7)  # the view
+    assert pred[4] == pytest.approx(5e-7 + m.curves["vector"](12000.0)[()] - 1e-6)  # the add
+    plain = m.predict_ops(ev)  # no libraries: the rotation's fixed costs
+    assert plain[5] == pytest.approx(1e-6) and plain[4] == pytest.approx(pred[4] + 2.5e-6)
+    np.testing.assert_allclose(pred.drop([4, 5]), plain.drop([4, 5]))  # other classes as before
+    again = OpModel.from_dict(json.loads(json.dumps(m.to_dict())))
+    np.testing.assert_allclose(again.predict_ops(ev, libraries), pred)
+
+
+def test_reference_loops_price_every_packet_the_reference_issues():
+    """Each library's reference code yields a non-negative overhead per op and a positive
+    price for every op packet it issues (views and GEMMs among them)."""
+    import torch
+
+    from genscope.costmodel import calibrated
+
+    overhead, prices = calibrated._reference_loops(torch.float32, quick=True)
+    assert set(overhead) == set(prices) and overhead
+    for library, packets in prices.items():
+        expected = set(calibrated._op_names(calibrated._Reference(torch.float32).parts()[library]))
+        assert set(packets) == expected, library
+        assert all(np.isfinite(t) and t > 0 for t in packets.values())
+        assert overhead[library] >= 0
+    assert {"view", "mm"} <= set(prices.get("transformers", {"view": 0, "mm": 0}))
+
+
+def test_after_context_times_exclude_the_context_ops():
+    """A case timed after a context gets only its own op time: a context of many adds does not
+    leak into a single mm's figure."""
+    import torch
+
+    from genscope.costmodel import calibrated
+
+    a = torch.randn(64, 64)
+    small = torch.randn(4)
+
+    def context() -> None:
+        for _ in range(50):
+            small + small
+
+    times = calibrated._after_context_times({"mm": lambda: a @ a}, context, calls=4, blocks=2)
+    with_ctx_ops = calibrated._op_grid_after(lambda: a @ a, context, 0, 2)
+    assert with_ctx_ops.shape == (2, 51)  # the grid keeps the context ops when not told
+    assert 0 < times["mm"] < with_ctx_ops.sum(axis=1).min()
+
+
+def test_deep_convolutions_add_their_weight_handling():
+    """A oneDNN k×k convolution costs its FLOPs plus the weight-bytes curve above its floor
+    (oneDNN reorders the weights on every call); the native path and 1×1 do not."""
+    m = _model()
+    ev = _rows().iloc[:2].copy()
+    ev["input_shapes"] = ["[2,1280,4,4];[1280,1280,3,3];[1280]", "[1,16,8,8];[16,16,3,3];[16]"]
+    ev["flops"] = [944_000_000, 2_000_000]
+    pred = m.predict_ops(ev)
+    weight_bytes = 1280 * 1280 * 9 * 4
+    expected = m.curves["conv3"](944e6)[()] + m.curves["conv_weight"](weight_bytes)[()] - 1e-5
+    assert pred.iloc[0] == pytest.approx(expected)
+    assert pred.iloc[1] == pytest.approx(m.curves["conv3n"](2e6)[()])  # native path: FLOPs only

@@ -116,7 +116,7 @@ def compare(events: pd.DataFrame, summary: dict[str, Any], model: OpModel | None
         },
     }
     if model is not None:
-        per_op = model.predict_ops(events) * count
+        per_op = model.predict_ops(events, summary.get("component_libraries")) * count
         cal_cat = {str(k): float(v) for k, v in per_op.groupby(events["category"]).sum().items()}
         cal_cat["overhead"] = model.overhead_s(events, summary.get("component_libraries"))
         total = sum(cal_cat.values())

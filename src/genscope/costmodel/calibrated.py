@@ -25,7 +25,9 @@ the process CPU time per call when smaller, which neighbours' preemption does no
   weight-streaming GEMMs (decode with one token);
 * ``conv1`` / ``conv3`` (1×1 and k×k convolutions, NCHW, batch 2, 4…320 channels) and
   ``conv3n`` (batch-1 k×k convolutions small enough for PyTorch's native im2col path rather
-  than oneDNN, see :func:`conv_class`): ``T_conv(flops)``;
+  than oneDNN, see :func:`conv_class`): ``T_conv(flops)``; a oneDNN k×k convolution adds
+  ``T_weight(weight bytes)`` above its floor, from deep 3×3 convolutions on a 1×1 map
+  (oneDNN reorders PyTorch's plain-layout weights on every call: 56 MB of them cost ~50 ms);
 * ``sdpa`` (fused attention): ``c0 + c_s · scores + c_f · flops + c_b · batch·heads`` with
   ``scores = batch·heads·Lq·Lkv``, non-negative least squares over a (length, head dim) grid
   and a few many-slice, short-sequence points — CPU flash attention's time follows the softmax
@@ -33,26 +35,35 @@ the process CPU time per call when smaller, which neighbours' preemption does no
 * ``norm`` (group norm, layer norm): ``T_norm(bytes)``;
 * ``vector`` (everything else that moves data) and ``view`` (metadata-only ops): a per-op
   fixed cost measured for ~50 common ops at tiny size (:func:`_fixed_cost_cases`; default: the
-  smallest ``torch.add``, or the median view) plus the size-dependent part of ``T_vector(bytes)``
-  (``torch.add`` from 4 B to 200 MB: L1 to DRAM).
+  smallest ``torch.add``, or the median view), or inside the component's library's reference
+  code (see below) where that code issues the op, plus the size-dependent part of
+  ``T_vector(bytes)`` (``torch.add`` from 4 B to 200 MB: L1 to DRAM).
 
 **In context.** A pipeline never calls one small op hundreds of times in a row, so every
 microbenchmark point and per-op fixed cost under 50 µs is re-timed while all of them run in
 rotation (:func:`_in_context_times`), the fastest of 8 recorded blocks; on this VM that costs
-small ops 1.5–3.5x their hot-loop time, as whole tiny pipelines do. The framework overhead's
-reference blocks run with that rotation between calls too. The whole calibration runs three
-times and every figure is the median of the three (the VM's slow spells, see
-:func:`calibrate_op_model`).
+small ops 1.5–3.5x their hot-loop time. Points from 50 µs to 2 ms (convolutions, attention,
+mid-sized GEMMs) are timed right after one pass of that rotation
+(:func:`_after_context_times`), as they follow norms, activations and views in a pipeline:
+a 64-channel 3×3 convolution on a 4×4 input takes 110 µs in a hot loop and ~240 µs both
+there and inside tiny sd15. The whole calibration runs three times and every figure is the
+median of the three (the VM's slow spells, see :func:`calibrate_op_model`).
+
+**Reference module code.** Each model library genscope's workloads use has tiny reference
+code (:class:`_Reference`: diffusers ``BasicTransformerBlock`` + ``ResnetBlock2D``, a
+transformers ``LlamaDecoderLayer``), called in a plain loop (:func:`_reference_loops`). It
+gives, per library, (a) the framework overhead per dispatch-level op, (process CPU time per
+call − profiled op time per call) / ops per call — diffusers code runs about twice the Python
+per op of a transformers decoder layer — and (b) the time of every op packet it issues, which
+replaces the rotation's fixed cost of that packet for the library's components
+(``fixed_by_library``): a view costs ~1.4 µs inside either library's code, in tiny sd15 and in
+chameleon alike, but 4–6 µs between the rotation's cases. A component's ops get its model
+library's overhead rate and prices (the mean rate, ``overhead_per_op_s``, and the rotation's
+prices outside models). A run is predicted as ``Σ_ops T(op) + Σ_ops overhead(library of the
+op's component)``.
 
 Curves interpolate log-log between points (constant below the first, linear in work above the
-last). Framework overhead is priced per dispatch-level op and per model library
-(``overhead_by_library``): measured on reference module code of each library genscope's
-workloads use — tiny diffusers ``BasicTransformerBlock`` + ``ResnetBlock2D``, a transformers
-``LlamaDecoderLayer`` — as (process CPU time per call − profiled op time per call) / ops per
-call. Diffusers code runs about twice the Python per op of a transformers decoder layer, so an
-op is priced at the rate of the library its component's model class comes from (the mean,
-``overhead_per_op_s``, outside models). A run is predicted as ``Σ_ops T(op) + Σ_ops
-overhead(library of the op's component)``.
+last).
 
 The curves depend on the thread count and the dtype, so they are stored per
 ``<dtype>/threads=<n>`` in the calibration itself: ``extra["op_model"]`` of the ``cpu-local``
@@ -82,8 +93,10 @@ from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
 #: torch.profiler on CPU); 4: small ops and the framework overhead timed in context (see
 #: :func:`_in_context_times`); 5: a per-(batch, head) term in the attention fit; 6: framework
 #: overhead per model library; 7: PyTorch's native k×k convolution path (``conv3n``) apart
-#: from oneDNN's. Models stored by older versions are re-measured on first use.
-OP_MODEL_VERSION = 7
+#: from oneDNN's; 8: mid-sized ops timed after the small-op rotation, framework overhead and
+#: small-op prices per library from its reference code in a plain loop, oneDNN convolutions'
+#: weight handling. Models stored by older versions are re-measured on first use.
+OP_MODEL_VERSION = 8
 GEMM_NAMES = frozenset({"mm", "addmm", "bmm", "baddbmm", "matmul", "addbmm", "dot", "linear"})
 ProgressFn = Callable[[str, int, int], None]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -160,6 +173,10 @@ class OpModel:
     #: framework overhead per op of each model library's reference code (``diffusers``,
     #: ``transformers``); ``overhead_per_op_s`` (their mean) prices other components
     overhead_by_library: dict[str, float] = field(default_factory=dict)
+    #: per library, the fixed cost of every small-op packet its reference code issues, as
+    #: timed inside that code (see :func:`_reference_loops`); replaces ``fixed_s`` for that
+    #: library's components
+    fixed_by_library: dict[str, dict[str, float]] = field(default_factory=dict)
     device: str = "cpu"
     created: str = ""
     calibration_s: float = 0.0
@@ -187,10 +204,18 @@ class OpModel:
         return cls(**d)
 
     # -- prediction ------------------------------------------------------------------------
-    def predict_ops(self, events: pd.DataFrame) -> pd.Series:
-        """Predicted seconds per single op (not multiplied by ``count``)."""
+    def _fixed(self, name: str, library: str | None, default: float) -> float:
+        own = self.fixed_by_library.get(library or "", {})
+        return own.get(name, self.fixed_s.get(name, default))
+
+    def predict_ops(
+        self, events: pd.DataFrame, libraries: dict[str, str] | None = None
+    ) -> pd.Series:
+        """Predicted seconds per single op (not multiplied by ``count``); ``libraries`` maps
+        a component to its model library, whose reference-code prices its small ops get."""
         classes = op_classes(events)
         names = events["op"].astype(str).map(_packet_name).to_numpy()
+        libs = events["component"].astype(str).map(libraries or {}).to_numpy()
         flops = events["flops"].astype(float).to_numpy()
         nbytes = (events["bytes_read"] + events["bytes_written"]).astype(float).to_numpy()
         out = np.zeros(len(events))
@@ -199,10 +224,11 @@ class OpModel:
             if cls_name in ("view", "vector"):
                 base = self.curves["vector"]
                 floor = float(base(base.work[0]))
+                default = self.view_s if cls_name == "view" else floor
                 fixed = np.array(
                     [
-                        self.fixed_s.get(n, self.view_s if cls_name == "view" else floor)
-                        for n in names[idx]
+                        self._fixed(n, lib, default)
+                        for n, lib in zip(names[idx], libs[idx], strict=True)
                     ]
                 )
                 if cls_name == "view":
@@ -213,8 +239,23 @@ class OpModel:
                 out[idx] = np.maximum(
                     self.curves["gemm"](flops[idx]), self.curves["vector"](nbytes[idx])
                 )
-            elif cls_name in ("conv1", "conv3", "conv3n"):
+            elif cls_name in ("conv1", "conv3n"):
                 out[idx] = self.curves[cls_name](flops[idx])
+            elif cls_name == "conv3":  # FLOPs, plus oneDNN's per-call weight handling
+                weights = self.curves["conv_weight"]
+                wbytes = np.array(
+                    [
+                        _weight_bytes(shapes, dtype)
+                        for shapes, dtype in zip(
+                            events.loc[idx, "input_shapes"],
+                            events.loc[idx, "dtype"].fillna("fp32").astype(str),
+                            strict=True,
+                        )
+                    ]
+                )
+                out[idx] = self.curves["conv3"](flops[idx]) + np.maximum(
+                    0.0, weights(wbytes) - weights.seconds[0]
+                )
             elif cls_name == "sdpa":
                 sub = events.loc[idx]
                 slices = (
@@ -264,6 +305,15 @@ def _shapes(input_shapes: str) -> list[list[int]]:
 #: rather than oneDNN ("for some case, native is faster": ``ConvParams::use_mkldnn`` in
 #: aten/src/ATen/native/Convolution.cpp).
 NATIVE_CONV_MAX_NUMEL = 20480
+
+
+def _weight_bytes(input_shapes: str, dtype: str) -> float:
+    """Bytes of a convolution row's weight (its second input)."""
+    shapes = _shapes(input_shapes)
+    if len(shapes) < 2:
+        return 0.0
+    size = DTYPES[dtype].itemsize if dtype in DTYPES else 4
+    return float(math.prod(shapes[1]) * size)
 
 
 def conv_class(input_shapes: str, dtype: str = "fp32") -> str:
@@ -386,11 +436,16 @@ IN_CONTEXT_CYCLES = 80
 IN_CONTEXT_BLOCKS = 8
 
 
-def _ops_per_call(fn: Callable[[], Any]) -> int:
+def _op_names(fn: Callable[[], Any]) -> list[str]:
+    """The packet of every op one (warm) call of ``fn`` issues, in order."""
     fn()
     with _profile() as prof:
         fn()
-    return len(_recorded_ops(prof))
+    return [name for name, _ in _recorded_ops(prof)]
+
+
+def _ops_per_call(fn: Callable[[], Any]) -> int:
+    return len(_op_names(fn))
 
 
 def _in_context_times(
@@ -511,6 +566,10 @@ def _fixed_cost_cases(dtype: torch.dtype) -> dict[str, Callable[[], Any]]:
 _NATIVE_CONV_SIZES = ((4, 8), (16, 8), (16, 16), (32, 16), (64, 16), (320, 8))
 
 
+#: channels of the weight-bound convolution points (3×3 weights of 0.15 to 56 MB in fp32)
+_WEIGHT_CONV_CHANNELS = (64, 160, 320, 640, 1280)
+
+
 def _cases(dtype: torch.dtype, quick: bool) -> dict[str, list[tuple[float, Callable[[], Any]]]]:
     """(work, fn) microbenchmarks per class; fn issues exactly one top-level op."""
 
@@ -544,6 +603,19 @@ def _cases(dtype: torch.dtype, quick: bool) -> dict[str, list[tuple[float, Calla
         flops = 2.0 * c * c * 9 * hw * hw
         native.append((flops, lambda x=x, w=w, b=bias: F.conv2d(x, w, b, padding=1)))
     cases["conv3n"] = native
+    # deep 3×3 convolutions on a 1×1 map: almost no FLOPs, all weight handling. PyTorch keeps
+    # weights in plain NCHW and oneDNN reorders them on every call, so a 1280-channel conv on
+    # a 4×4 map (56 MB of weights) takes ~70 ms where its FLOPs alone take ~10 ms
+    weight = []
+    for c in (64, 320, 1280) if quick else _WEIGHT_CONV_CHANNELS:
+        x, w, bias = r(2, c, 1, 1), r(c, c, 3, 3), r(c)
+        weight.append(
+            (
+                float(w.numel() * w.element_size()),
+                lambda x=x, w=w, b=bias: F.conv2d(x, w, b, padding=1),
+            )
+        )
+    cases["conv_weight"] = weight
     sdpa = []
     grid = (
         ((16, 8), (64, 64), (256, 8))
@@ -672,46 +744,90 @@ class _Reference(nn.Module):
         }
 
 
-def _framework_overhead(
-    dtype: torch.dtype, quick: bool, context: Callable[[], Any]
-) -> dict[str, float]:
-    """Per library: (CPU time per call − op time per call) / ops per call, on the
-    :class:`_Reference` code of that library.
+def _op_grid_after(
+    fn: Callable[[], Any], context: Callable[[], Any] | None, n_ctx: int, calls: int
+) -> np.ndarray:
+    """Recorded op times of ``calls`` calls of ``fn``, each after one call of ``context`` (if
+    any, ``n_ctx`` ops, neither kept nor counted): an array of calls × ops of ``fn``."""
+    with _profile() as prof:
+        for _ in range(calls):
+            if context is not None:
+                context()
+            fn()
+    times = [t for _, t in _recorded_ops(prof)]
+    per_iter = len(times) // calls
+    return np.array(times[: per_iter * calls]).reshape(calls, per_iter)[:, n_ctx:]
 
-    Every call is preceded by ``context`` (the in-context rotation of small microbenchmarks,
-    see :func:`_in_context_times`), so that the module code runs as cold as it does inside
-    a pipeline; ``context`` is neither timed nor counted. CPU time (not wall) and per-position
-    median op times, each the fastest of several alternating loops, keep neighbours'
-    preemption and the VM's slow spells out.
+
+#: Cases between IN_CONTEXT_MAX_S and this in a hot loop (convolutions, attention, mid-sized
+#: GEMMs and norms of tiny and small pipelines) are timed after the small-op rotation
+#: (:func:`_after_context_times`); slower ones keep their hot-loop time.
+AFTER_CONTEXT_MAX_S = 2e-3
+
+
+def _after_context_times(
+    cases: dict[str, Callable[[], Any]], context: Callable[[], Any], calls: int, blocks: int
+) -> dict[str, float]:
+    """Op time per call of every case when each call follows one pass of ``context``.
+
+    In a pipeline a convolution or an attention call follows norms, activations and views,
+    never itself: here a 64-channel 3×3 convolution on a [2, 64, 4, 4] input takes 110 µs in
+    a hot loop, 240 µs inside tiny sd15 and 235–245 µs right after the small-op rotation.
+    Putting such ops into the rotation instead would make every small op about twice as dear
+    (an 8 µs view). The median over ``calls``, the fastest of ``blocks`` (interleaved over the
+    cases, so that they sample the VM's fast and slow spells alike).
+    """
+    n_ctx = _ops_per_call(context)
+    best = dict.fromkeys(cases, math.inf)
+    for fn in cases.values():
+        fn()
+    for _ in range(blocks):
+        for key, fn in cases.items():
+            grid = _op_grid_after(fn, context, n_ctx, calls)
+            best[key] = min(best[key], float(np.median(grid, axis=0).sum()))
+    return best
+
+
+def _reference_loops(
+    dtype: torch.dtype, quick: bool
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Per library, on the :class:`_Reference` code of that library called in a plain loop:
+    the framework overhead per op, (CPU time per call − op time per call) / ops per call,
+    and the time of every op packet it issues (median over its calls).
+
+    The packet times price a library's small ops better than any rotation of isolated
+    microbenchmarks: a view costs ~1.4 µs inside diffusers or transformers code, in tiny sd15
+    and in chameleon alike, and 4–6 µs between the rotation's cases. (Op model v4–v7 also ran
+    the rotation before every call here, for pipeline-cold module code; that priced the
+    overhead of tiny sd15, make-a-video and chameleon 1.25–1.9x above what they measure, the
+    plain loop within −23…+24 %.) CPU time (not wall) and median op times, each the fastest
+    of several alternating loops, keep neighbours' preemption and the VM's slow spells out.
     """
     calls, rounds = (5, 3) if quick else (10, 8)
-    n_ctx = _ops_per_call(context)
-    out: dict[str, float] = {}
+    overhead: dict[str, float] = {}
+    prices: dict[str, dict[str, float]] = {}
     with torch.no_grad():
         for library, part in _Reference(dtype).parts().items():
             for _ in range(3):
                 part()
-            cpus, op_times, per_call = [], [], 0
+            first = _op_names(part)
+            cpus, op_times = [], []
+            best = dict.fromkeys(first, math.inf)
             # alternate plain and recorded loops; the fastest of each (the fast state)
             for _ in range(rounds):
-                spent = 0.0
+                c0 = time.process_time()
                 for _ in range(calls):
-                    context()
-                    c0 = time.process_time()
                     part()
-                    spent += time.process_time() - c0
-                cpus.append(spent / calls)
-                with _profile() as prof:
-                    for _ in range(calls):
-                        context()
-                        part()
-                times = [t for _, t in _recorded_ops(prof)]
-                per_iter = len(times) // calls
-                per_call = per_iter - n_ctx
-                grid = np.array(times[: per_iter * calls]).reshape(calls, per_iter)[:, n_ctx:]
-                op_times.append(float(np.median(grid, axis=0).sum()))
-            out[library] = max(0.0, (min(cpus) - min(op_times)) / max(per_call, 1))
-    return out
+                cpus.append((time.process_time() - c0) / calls)
+                grid = _op_grid_after(part, None, 0, calls)
+                per_position = np.median(grid, axis=0)
+                op_times.append(float(per_position.sum()))
+                for name in best:
+                    at = [t for n, t in zip(first, per_position, strict=True) if n == name]
+                    best[name] = min(best[name], float(np.median(at)))
+            overhead[library] = max(0.0, (min(cpus) - min(op_times)) / max(len(first), 1))
+            prices[library] = best
+    return overhead, prices
 
 
 #: Full calibration sweeps; every figure is the median over them (see calibrate_op_model).
@@ -723,9 +839,10 @@ def _sweep(
     cases: dict[str, list[tuple[Any, Callable[[], Any]]]],
     quick: bool,
     tick: Callable[[str], None],
-) -> tuple[dict[str, list[float]], dict[str, float], dict[str, float]]:
-    """One calibration sweep: seconds per case point (in context if small), per-op fixed
-    costs (in context) and framework overhead per op by library."""
+) -> tuple[dict[str, list[float]], dict[str, float], dict[str, float], dict[str, dict[str, float]]]:
+    """One calibration sweep: seconds per case point (in context if small, after the
+    rotation if mid-sized), per-op fixed costs (in context), and per library the framework
+    overhead per op and the op prices of its reference code."""
     budget = 0.01 if quick else 0.05
     hot: dict[str, list[float]] = {}
     for name, items in cases.items():
@@ -750,13 +867,25 @@ def _sweep(
         name: [in_context.get(f"{name}:{i}", t) for i, t in enumerate(hot[name])] for name in cases
     }
     fixed = {name: in_context[f"fixed:{name}"] for name in fixed_cases}
-    tick("framework overhead, in context")
+    tick("mid-sized ops, after the rotation")
 
     def context() -> None:
         for fn, _ in rotation.values():
             fn()
 
-    return secs, fixed, _framework_overhead(tdtype, quick, context)
+    mid = {
+        f"{name}:{i}": fn
+        for name, items in cases.items()
+        for i, ((_, fn), t) in enumerate(zip(items, hot[name], strict=True))
+        if IN_CONTEXT_MAX_S <= t < AFTER_CONTEXT_MAX_S
+    }
+    after = _after_context_times(mid, context, *((3, 2) if quick else (8, 4)))
+    secs = {
+        name: [after.get(f"{name}:{i}", t) for i, t in enumerate(points)]
+        for name, points in secs.items()
+    }
+    tick("reference module code")
+    return secs, fixed, *_reference_loops(tdtype, quick)
 
 
 def calibrate_op_model(
@@ -783,7 +912,7 @@ def calibrate_op_model(
     contention = _Contention()
     started = time.perf_counter()
     cases = _cases(tdtype, quick)
-    total = n_sweeps * (sum(len(v) for v in cases.values()) + 2)
+    total = n_sweeps * (sum(len(v) for v in cases.values()) + 3)
     done = 0
 
     def tick(label: str) -> None:
@@ -795,6 +924,10 @@ def calibrate_op_model(
     with torch.no_grad():
         runs = [_sweep(tdtype, cases, quick, tick) for _ in range(n_sweeps)]
     overhead = {lib: statistics.median(r[2][lib] for r in runs) for lib in runs[0][2]}
+    by_library = {
+        lib: {name: statistics.median(r[3][lib][name] for r in runs) for name in names}
+        for lib, names in runs[0][3].items()
+    }
     secs = {name: list(np.median([r[0][name] for r in runs], axis=0)) for name in cases}
     fixed = {k: statistics.median(r[1].get(k, math.inf) for r in runs) for k in runs[0][1]}
     fixed = {k: v for k, v in fixed.items() if math.isfinite(v) and v > 0}
@@ -818,6 +951,7 @@ def calibrate_op_model(
         view_s=statistics.median(fixed[v] for v in views),
         overhead_per_op_s=statistics.mean(overhead.values()),
         overhead_by_library=overhead,
+        fixed_by_library=by_library,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         calibration_s=time.perf_counter() - started,
         contention=busy,

@@ -117,27 +117,36 @@ def test_op_classes_and_curve_interpolation():
         ((1, 16, 8, 8), (16, 4, 3, 3)),  # grouped: oneDNN
         ((1, 4, 16, 16), (4, 4, 5, 5)),  # kernel above 3x3: oneDNN
         ((1, 4, 16, 16), (4, 4, 5, 1)),  # one kernel dim above 3: native
+        ((2, 64, 4, 4, 4), (64, 64, 3, 1, 1)),  # temporal video conv: native on one thread
+        ((16, 16, 4, 8, 8), (16, 16, 3, 1, 1)),  # ... oneDNN from batch 16
+        ((1, 16, 4, 8, 8), (16, 16, 3, 3, 3)),  # small 3-D, batch 1: native
+        ((2, 16, 4, 8, 8), (16, 16, 3, 3, 3)),  # 3-D, batch 2: oneDNN
     ],
 )
-def test_conv_class_follows_the_path_torch_takes(x, w):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv_class_follows_the_path_torch_takes(x, w, threads):
     """conv_class mirrors PyTorch's oneDNN-or-native choice; hold it against the kernel the
     installed torch actually runs (its dispatch-level child ops)."""
     import torch
     import torch.nn.functional as F
     from torch.profiler import profile
 
+    from genscope.capture.measured import torch_threads
     from genscope.costmodel.calibrated import conv_class
 
+    conv = F.conv3d if len(x) == 5 else F.conv2d
     shapes = ";".join("[" + ",".join(map(str, s)) + "]" for s in (x, w))
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         xt, wt = torch.randn(*x).to(dtype), torch.randn(*w).to(dtype)
-        with torch.no_grad(), profile() as prof:
-            F.conv2d(xt, wt, padding=1, groups=x[1] // w[1])
+        with torch_threads(threads), torch.no_grad(), profile() as prof:
+            conv(xt, wt, groups=x[1] // w[1])
         names = {e.name for e in prof.events()}
         onednn = "aten::mkldnn_convolution" in names
-        native = bool(names & {"aten::thnn_conv2d", "aten::_slow_conv2d_forward"})
+        native = bool(
+            names & {"aten::thnn_conv2d", "aten::_slow_conv2d_forward", "aten::slow_conv3d"}
+        )
         assert onednn != native, names
-        assert conv_class(shapes, name) == ("conv3n" if native else "conv3"), name
+        assert conv_class(shapes, name, threads) == ("conv3n" if native else "conv3"), name
 
 
 def test_op_model_prediction_and_roundtrip():

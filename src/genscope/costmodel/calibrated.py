@@ -213,7 +213,7 @@ class OpModel:
     ) -> pd.Series:
         """Predicted seconds per single op (not multiplied by ``count``); ``libraries`` maps
         a component to its model library, whose reference-code prices its small ops get."""
-        classes = op_classes(events)
+        classes = op_classes(events, self.threads)
         names = events["op"].astype(str).map(_packet_name).to_numpy()
         libs = events["component"].astype(str).map(libraries or {}).to_numpy()
         flops = events["flops"].astype(float).to_numpy()
@@ -316,36 +316,43 @@ def _weight_bytes(input_shapes: str, dtype: str) -> float:
     return float(math.prod(shapes[1]) * size)
 
 
-def conv_class(input_shapes: str, dtype: str = "fp32") -> str:
-    """``conv1`` (1×1 kernel), ``conv3n`` (k×k on PyTorch's native im2col + GEMM path) or
-    ``conv3`` (k×k on oneDNN) for one convolution row.
+def conv_class(input_shapes: str, dtype: str = "fp32", threads: int = 1) -> str:
+    """``conv1`` (1×1 kernel), ``conv3n`` (k×k on PyTorch's native im2col/vol2col + GEMM
+    path) or ``conv3`` (k×k on oneDNN) for one convolution row.
 
-    The two k×k paths differ several-fold in fixed cost on a CPU (a batch-1 [1,16,8,8] 3×3
-    call ~20 µs native, the same call at batch 2 ~90 µs in oneDNN here), so each has its own
-    curve. The rule is PyTorch's own choice for fp32 CPU tensors: oneDNN when the kernel is
-    larger than 3×3 in both dims, or grouped, or the batch is above 1, or the input has more
-    than 20480 elements; ``tests/test_validate.py`` checks it against the installed torch.
+    The two paths differ several-fold in fixed cost on a CPU (a batch-1 [1,16,8,8] 3×3 call
+    ~20 µs native, the same call at batch 2 ~90 µs in oneDNN here), so each has its own
+    curve. The rule is PyTorch's own choice for fp32 CPU tensors (``ConvParams::use_mkldnn``
+    in aten/src/ATen/native/Convolution.cpp; other dtypes go to oneDNN on this CPU): oneDNN
+    when (a) the batch is at least 16, or the kernel's last two dims are not both 1, or more
+    than one thread runs, and (b) the call is grouped, or the last two kernel dims both exceed
+    3, or the batch is above 1, or the input has more than 20480 elements. A temporal
+    (3, 1, 1) video convolution at batch 2 on one thread fails (a) and runs natively. Strides
+    and dilations, which also satisfy (a), are not in the row, so a strided 1×1-like kernel
+    is taken as native. ``tests/test_validate.py`` checks the rule against the installed
+    torch.
     """
     shapes = _shapes(input_shapes)
     if len(shapes) < 2 or len(shapes[1]) < 3:
         return "conv3"
     x, w = shapes[0], shapes[1]
-    kernel = w[2:]
-    if max(kernel) <= 1:
+    if max(w[2:]) <= 1:
         return "conv1"
     groups = x[1] // w[1] if len(x) > 1 and w[1] else 1
-    native = (
-        dtype == "fp32"
-        and groups == 1
-        and not all(k > 3 for k in kernel)
-        and x[0] == 1
-        and math.prod(x) <= NATIVE_CONV_MAX_NUMEL
+    last_two = w[-2:] if len(w) >= 4 else [1, *w[-1:]]
+    a = x[0] >= 16 or any(k != 1 for k in last_two) or threads > 1
+    b = (
+        groups > 1
+        or all(k > 3 for k in last_two)
+        or x[0] > 1
+        or math.prod(x) > NATIVE_CONV_MAX_NUMEL
     )
-    return "conv3n" if native else "conv3"
+    return "conv3" if dtype != "fp32" or (a and b) else "conv3n"
 
 
-def op_classes(events: pd.DataFrame) -> np.ndarray:
-    """The shape class of every row: view, gemm, conv1, conv3, conv3n, sdpa, norm or vector."""
+def op_classes(events: pd.DataFrame, threads: int = 1) -> np.ndarray:
+    """The shape class of every row: view, gemm, conv1, conv3, conv3n, sdpa, norm or vector
+    (``threads``: the intra-op threads the run uses, which pick a convolution's path)."""
     names = events["op"].astype(str).map(_packet_name)
     unit = events["unit"].astype(str)
     out = np.full(len(events), "vector", dtype=object)
@@ -357,7 +364,7 @@ def op_classes(events: pd.DataFrame) -> np.ndarray:
     if conv.any():
         rows = events.loc[conv]
         out[np.flatnonzero(conv)] = [
-            conv_class(shapes, dtype)
+            conv_class(shapes, dtype, threads)
             for shapes, dtype in zip(
                 rows["input_shapes"], rows["dtype"].fillna("fp32").astype(str), strict=True
             )

@@ -268,21 +268,27 @@ def test_overhead_is_priced_at_each_components_library_rate():
 
 
 def test_small_ops_take_their_libraries_reference_prices():
-    """A view or vector op of a component whose library has a reference-code price for its
-    packet gets that fixed cost (plus, for vector ops, the size-dependent part); other
-    components, and packets the reference does not issue, keep the rotation's."""
+    """A view, vector or GEMM op of a component whose library has a reference-code price for
+    its packet gets that fixed cost (plus, for vector and GEMM ops, the size-dependent part of
+    their curve); other components, and packets the reference does not issue, keep the
+    rotation's."""
     from dataclasses import replace
 
     ev = _rows()
     ev["component"] = "unet"
-    m = replace(_model(), fixed_by_library={"diffusers": {"view": 4e-7, "add": 5e-7}})
+    prices = {"view": 4e-7, "add": 5e-7, "addmm": 2e-6}
+    m = replace(_model(), fixed_by_library={"diffusers": prices})
     libraries = {"unet": "diffusers"}
     pred = m.predict_ops(ev, libraries)
     assert pred[5] == pytest.approx(4e-7)  # the view
     assert pred[4] == pytest.approx(5e-7 + m.curves["vector"](12000.0)[()] - 1e-6)  # the add
+    # the addmm: the price replaces the GEMM curve's floor (1 µs), the rest of the curve stays
+    assert pred[2] == pytest.approx(2e-6 + m.curves["gemm"](1e7)[()] - 1e-6)
     plain = m.predict_ops(ev)  # no libraries: the rotation's fixed costs
     assert plain[5] == pytest.approx(1e-6) and plain[4] == pytest.approx(pred[4] + 2.5e-6)
-    np.testing.assert_allclose(pred.drop([4, 5]), plain.drop([4, 5]))  # other classes as before
+    assert plain[2] == pytest.approx(m.curves["gemm"](1e7)[()])
+    untouched = [2, 4, 5]
+    np.testing.assert_allclose(pred.drop(untouched), plain.drop(untouched))  # other classes
     again = OpModel.from_dict(json.loads(json.dumps(m.to_dict())))
     np.testing.assert_allclose(again.predict_ops(ev, libraries), pred)
 

@@ -22,7 +22,8 @@ the process CPU time per call when smaller, which neighbours' preemption does no
 
 * ``gemm`` (mm/addmm/bmm/baddbmm; square problems from 4² to 1024²):
   ``t = max(T_gemm(flops), T_vector(bytes))`` — the second term prices skinny,
-  weight-streaming GEMMs (decode with one token);
+  weight-streaming GEMMs (decode with one token); the component's library's reference price
+  for the packet (see below), where there is one, replaces the curve's floor;
 * ``conv1`` / ``conv3`` (1×1 and k×k convolutions, NCHW, batch 2, 4…320 channels) and
   ``conv3n`` (batch-1 k×k convolutions small enough for PyTorch's native im2col path rather
   than oneDNN, see :func:`conv_class`): ``T_conv(flops)``; a oneDNN k×k convolution adds
@@ -173,9 +174,9 @@ class OpModel:
     #: framework overhead per op of each model library's reference code (``diffusers``,
     #: ``transformers``); ``overhead_per_op_s`` (their mean) prices other components
     overhead_by_library: dict[str, float] = field(default_factory=dict)
-    #: per library, the fixed cost of every small-op packet its reference code issues, as
-    #: timed inside that code (see :func:`_reference_loops`); replaces ``fixed_s`` for that
-    #: library's components
+    #: per library, the fixed cost of every op packet its reference code issues, as timed
+    #: inside that code (see :func:`_reference_loops`); for that library's components it
+    #: replaces ``fixed_s`` (views, vector ops) and the GEMM curve's floor
     fixed_by_library: dict[str, dict[str, float]] = field(default_factory=dict)
     device: str = "cpu"
     created: str = ""
@@ -236,9 +237,17 @@ class OpModel:
                 else:  # fixed cost + the size-dependent part of the vector curve
                     out[idx] = fixed + np.maximum(0.0, base(nbytes[idx]) - floor)
             elif cls_name == "gemm":
-                out[idx] = np.maximum(
-                    self.curves["gemm"](flops[idx]), self.curves["vector"](nbytes[idx])
+                gemm = self.curves["gemm"]
+                t = np.maximum(gemm(flops[idx]), self.curves["vector"](nbytes[idx]))
+                # a library's reference price replaces the curve's fixed cost (its floor)
+                floor = gemm.seconds[0]
+                own = np.array(
+                    [
+                        self._fixed(n, lib, floor)
+                        for n, lib in zip(names[idx], libs[idx], strict=True)
+                    ]
                 )
+                out[idx] = own + np.maximum(0.0, t - floor)
             elif cls_name in ("conv1", "conv3n"):
                 out[idx] = self.curves[cls_name](flops[idx])
             elif cls_name == "conv3":  # FLOPs, plus oneDNN's per-call weight handling

@@ -189,6 +189,21 @@ def test_compare_errors_and_shares():
     # preempted profiled pass: op times scaled by its CPU/wall ratio
     r2 = compare(ev, summary | {"profiled_cpu_s": 0.025}, _model())
     assert r2["measured_by_category_s"]["conv"] == pytest.approx(0.5 * meas["conv"])
+    # profiled passes in a slower spell than the fastest timed pass: scaled to its state too
+    r3 = compare(ev, summary | {"profiled_state_scale": 0.6}, _model())
+    assert r3["measured_by_category_s"]["conv"] == pytest.approx(0.6 * meas["conv"])
+    assert r3["op_times_state_scale"] == 0.6 and r3["profiled_cpu_over_wall"] == 1.0
+    assert r3["measured_by_category_s"]["overhead"] == pytest.approx(0.02 - 0.6 * op_total)
+
+
+def test_state_scale_compares_each_profiled_pass_with_the_timed_passes_around_it():
+    from genscope.capture.measured import _state_scale
+
+    # timed pass i precedes profiled pass i; fastest timed pass: 10
+    assert _state_scale([10.0, 20.0, 10.0, 20.0], [0, 2]) == pytest.approx(10 / 15)
+    assert _state_scale([10.0, 10.0, 20.0, 20.0], [0, 2]) == pytest.approx((1.0 + 0.5) / 2)
+    assert _state_scale([10.0, 20.0], [1]) == pytest.approx(0.5)  # the last: one neighbour
+    assert _state_scale([], [0]) == 1.0 and _state_scale([10.0], []) == 1.0
 
 
 @pytest.mark.slow

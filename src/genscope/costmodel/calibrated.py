@@ -827,6 +827,7 @@ def _reference_loops(
             for _ in range(3):
                 part()
             first = _op_names(part)
+            at = {name: [i for i, n in enumerate(first) if n == name] for name in first}
             cpus, op_times = [], []
             best = dict.fromkeys(first, math.inf)
             # alternate plain and recorded loops; the fastest of each (the fast state)
@@ -838,9 +839,8 @@ def _reference_loops(
                 grid = _op_grid_after(part, None, 0, calls)
                 per_position = np.median(grid, axis=0)
                 op_times.append(float(per_position.sum()))
-                for name in best:
-                    at = [t for n, t in zip(first, per_position, strict=True) if n == name]
-                    best[name] = min(best[name], float(np.median(at)))
+                for name, positions in at.items():
+                    best[name] = min(best[name], float(np.median(per_position[positions])))
             overhead[library] = max(0.0, (min(cpus) - min(op_times)) / max(len(first), 1))
             prices[library] = best
     return overhead, prices
@@ -879,10 +879,6 @@ def _sweep(
     in_context = _in_context_times(
         rotation, 20 if quick else IN_CONTEXT_CYCLES, 2 if quick else IN_CONTEXT_BLOCKS
     )
-    secs = {
-        name: [in_context.get(f"{name}:{i}", t) for i, t in enumerate(hot[name])] for name in cases
-    }
-    fixed = {name: in_context[f"fixed:{name}"] for name in fixed_cases}
     tick("mid-sized ops, after the rotation")
 
     def context() -> None:
@@ -895,11 +891,12 @@ def _sweep(
         for i, ((_, fn), t) in enumerate(zip(items, hot[name], strict=True))
         if IN_CONTEXT_MAX_S <= t < AFTER_CONTEXT_MAX_S
     }
-    after = _after_context_times(mid, context, *((3, 2) if quick else (8, 4)))
+    timed = in_context | _after_context_times(mid, context, *((3, 2) if quick else (8, 4)))
     secs = {
-        name: [after.get(f"{name}:{i}", t) for i, t in enumerate(points)]
-        for name, points in secs.items()
+        name: [timed.get(f"{name}:{i}", t) for i, t in enumerate(points)]
+        for name, points in hot.items()
     }
+    fixed = {name: in_context[f"fixed:{name}"] for name in fixed_cases}
     tick("reference module code")
     return secs, fixed, *_reference_loops(tdtype, quick)
 

@@ -26,6 +26,7 @@ from genscope.capture.profiling import (
 )
 from genscope.cli import main
 from genscope.costmodel.hardware import get_hardware
+from genscope.errors import UserError
 from genscope.tracing import trace_built
 from genscope.workloads.base import Settings
 from genscope.workloads.registry import get_workload
@@ -190,6 +191,57 @@ def test_measured_run_cli_json_trace_and_store(tmp_path, monkeypatch, capsys):
     names = {e.get("name", "") for e in json.loads(trace.read_text())["traceEvents"]}
     assert "gs/where unet/denoise step=1" in names
     assert any(n.startswith("gs/mod unet:down_blocks.0.resnets.0 ") for n in names)
+
+
+def test_profiled_passes_spread_evenly_over_the_timed_ones():
+    from genscope.capture.measured import _spread
+
+    assert _spread(6, 60) == {0, 10, 20, 30, 40, 50}
+    assert _spread(2, 3) == {0, 1}
+    assert _spread(3, 2) == {0, 1, 2}  # more profiled than timed: one after each, then alone
+    assert len(_spread(6, 15)) == 6
+
+
+def test_min_seconds_adds_timed_passes_and_keeps_the_profiled_count():
+    from genscope.capture.measured import measure_workload
+
+    one = measure_workload(
+        "chameleon", Settings(size="tiny"), repeats=1, warmup=1, profiled_passes=2, save=False
+    )
+    assert one.summary["wall_s"]["repeats"] == 1
+    span = measure_workload(
+        "chameleon",
+        Settings(size="tiny"),
+        repeats=1,
+        warmup=1,
+        profiled_passes=2,
+        min_seconds=0.5,
+        save=False,
+    )
+    timed = span.summary["wall_s"]["repeats"]
+    assert timed > 1 and span.meta["repeats"] == timed and span.meta["min_seconds"] == 0.5
+    assert span.summary["attribution"]["profiled_passes"] == 2
+    assert one.summary["machine_state"]["probe_reference_s"] is None  # no reference, no probe
+    with pytest.raises(UserError, match="min-seconds"):
+        measure_workload("chameleon", Settings(size="tiny"), min_seconds=-1.0, save=False)
+
+
+def test_state_probe_gives_every_pass_a_state_factor():
+    from genscope.capture.measured import measure_workload
+
+    r = measure_workload(
+        "chameleon",
+        Settings(size="tiny"),
+        repeats=3,
+        warmup=0,
+        profiled_passes=2,
+        state_probe_s=1e-3,
+        save=False,
+    )
+    state = r.summary["machine_state"]
+    assert state["probe_reference_s"] == 1e-3
+    assert len(state["timed"]) == 3 and len(state["profiled"]) == 2
+    assert all(0 < f < 1e3 for f in state["timed"] + state["profiled"])
 
 
 def test_memory_guard_refuses_before_any_run(tmp_path, monkeypatch, capsys):

@@ -2,6 +2,7 @@
 command is a slow test."""
 
 import json
+import math
 import sys
 
 import numpy as np
@@ -196,6 +197,69 @@ def test_compare_errors_and_shares():
     assert r3["measured_by_category_s"]["overhead"] == pytest.approx(0.02 - 0.6 * op_total)
 
 
+def test_compare_puts_short_passes_in_the_op_models_machine_state():
+    """With state factors for every pass, e2e is the median of pass time / factor and op
+    times are divided by the profiled passes' median factor; raw figures stay reported."""
+    ev = _rows()
+    op_total = float(ev["measured_s"].sum())
+    summary = {
+        "threads": 1,
+        "device": "cpu",
+        "cpu_s": {"min": 0.02, "median": 0.03, "samples": [0.02, 0.03, 0.04]},
+        "wall_s": {"median": 0.03},
+        "profiled_wall_s": 0.05,
+        "profiled_cpu_s": 0.05,
+        "profiled_state_scale": 0.6,  # ignored when there are state factors
+        "machine_state": {"timed": [1.0, 2.0, 1.0], "profiled": [2.0, 1.0, 2.0]},
+    }
+    r = compare(ev, summary, _model())
+    assert r["measured_s"] == pytest.approx(0.02)  # median of 0.02, 0.015, 0.04
+    assert r["measured_fastest_s"] == 0.02 and r["op_times_state_scale"] == 0.5
+    assert "state factor" in r["measured_basis"]
+    assert r["measured_by_category_s"]["overhead"] == pytest.approx(0.02 - 0.5 * op_total)
+    cal = r["calibrated"]
+    assert cal["e2e_error_pct_vs_fastest"] == pytest.approx(
+        100 * (cal["predicted_s"] - 0.02) / 0.02
+    )
+    # passes longer than STATE_PASS_MAX_S, or missing factors: the fastest pass as before
+    long = {"min": 2.0, "median": 3.0, "samples": [2.0, 3.0, 4.0]}
+    for other in ({"cpu_s": long}, {"machine_state": {"timed": [math.nan] * 3, "profiled": [1]}}):
+        r2 = compare(ev, summary | other, _model())
+        assert r2["op_times_state_scale"] == 0.6 and "fastest" in r2["measured_basis"]
+
+
+def test_state_probe_and_state_factor():
+    from genscope.capture.machine_state import REFERENCE_PERCENTILE, StateProbe, state_factor
+
+    probe = StateProbe()
+    times = [probe.probe() for _ in range(20)]
+    assert all(0 < t < 0.5 for t in times) and probe.times == times
+    assert probe.reference() == pytest.approx(float(np.percentile(times, REFERENCE_PERCENTILE)))
+    assert state_factor(2.0, 4.0, 1.5) == pytest.approx(2.0)
+
+
+def test_round_figures_are_divided_by_their_state_factor():
+    """Each round's figures count in the probes' reference state: a round timed between probes
+    twice the reference counts half; the reference code's overhead and prices alike."""
+    import torch
+
+    from genscope.costmodel import calibrated
+
+    probed = calibrated._Probed()
+    probed.probe.times = [1.0] * 20  # reference 1.0
+    probed._pending = [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]
+    assert [probed.state(i) for i in range(3)] == [1.0, 2.0, 3.0]
+    timer = calibrated._ReferenceTimer(torch.float32, calls=2)
+    rounds = [timer.round() for _ in range(3)]
+    lib = next(iter(rounds[0]))
+    # the same round three times, at factors 1, 2 and 4: the median counts it at factor 2
+    overhead, prices = timer.result([rounds[0]] * 3, [1.0, 2.0, 4.0])
+    alone, alone_prices = timer.result([rounds[0]], [1.0])
+    assert overhead[lib] == pytest.approx(alone[lib] / 2)
+    name = next(iter(prices[lib]))
+    assert prices[lib][name] == pytest.approx(alone_prices[lib][name] / 2)
+
+
 def test_state_scale_compares_each_profiled_pass_with_the_timed_passes_around_it():
     from genscope.capture.measured import _state_scale
 
@@ -262,11 +326,11 @@ def test_in_context_times_split_the_rotation_per_case():
         calibrated._in_context_times(varying, cycles=4, blocks=1)
 
 
-def test_validate_cli_default_repeats_match_the_library():
+def test_validate_cli_defaults_match_the_library():
     from genscope.commands import validate as cli
-    from genscope.validate import VALIDATE_REPEATS
+    from genscope.validate import VALIDATE_MIN_SECONDS, VALIDATE_REPEATS
 
-    assert cli.REPEATS == VALIDATE_REPEATS
+    assert (cli.REPEATS, cli.MIN_SECONDS) == (VALIDATE_REPEATS, VALIDATE_MIN_SECONDS)
 
 
 def test_overhead_is_priced_at_each_components_library_rate():

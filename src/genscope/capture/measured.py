@@ -56,7 +56,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,7 @@ from genscope.calibrate import _Contention
 from genscope.capture import observer
 from genscope.capture.attention_impl import MathAttention
 from genscope.capture.context import Runner
+from genscope.capture.machine_state import StateProbe, state_factor
 from genscope.capture.memory import (
     MemoryPrediction,
     PeakMemory,
@@ -221,6 +222,42 @@ def _state_scale(cpu_samples: list[float], profiled_at: list[int]) -> float:
         if near:
             ratios.append(fastest / statistics.mean(near))
     return statistics.median(ratios) if ratios else 1.0
+
+
+class _Profiled(NamedTuple):
+    attribution: Attribution
+    wall_s: float
+    outer_s: float
+    cpu_s: float
+    after_timed: int  # index of the timed pass just before it (-1: none)
+    state: float  # state factor (nan without a state probe)
+
+
+class _StateMeter:
+    """Times the machine-state probe around every pass (:mod:`genscope.capture.machine_state`):
+    each pass's state factor against ``reference_s``; inactive (nan factors) without one."""
+
+    def __init__(self, reference_s: float | None) -> None:
+        self.reference_s = (
+            reference_s if reference_s is not None and math.isfinite(reference_s) else None
+        )
+        if self.reference_s is not None:
+            self._probe = StateProbe()
+            self._last = self._probe.probe()
+
+    def after_pass(self) -> float:
+        if self.reference_s is None:
+            return math.nan
+        before, self._last = self._last, self._probe.probe()
+        return state_factor(before, self._last, self.reference_s)
+
+
+def _spread(profiled: int, timed: int) -> set[int]:
+    """After which timed passes (0-based) the ``profiled`` passes run: every pass from the
+    first while there are at least as many profiled as timed passes, else spread evenly."""
+    if profiled >= timed:
+        return set(range(profiled))
+    return {(k * timed) // profiled for k in range(profiled)}
 
 
 def component_libraries(built: Built) -> dict[str, str]:
@@ -628,6 +665,8 @@ def measure_workload(
     force: bool = False,
     threads: int | None = None,
     profiled_passes: int = 1,
+    min_seconds: float = 0.0,
+    state_probe_s: float | None = None,
     save: bool = True,
     progress: ProgressFn | None = None,
 ) -> Any:
@@ -637,6 +676,15 @@ def measure_workload(
     profiled passes (robust to preemption on a shared machine; from 4 passes on, over the
     fastest half by process CPU time); the timeline figures come from the pass with the
     median wall time among them.
+
+    ``min_seconds`` adds timed passes until they span at least that long (estimated from the
+    last warm-up pass), with the profiled passes spread evenly among them: a VM's slow spells
+    last seconds, so the fastest of 15 passes of a 40 ms pipeline often never sees the fast
+    state (validation, which compares with the fastest pass, asks for 10 s).
+
+    ``state_probe_s`` (the op model's reference probe time) times the machine-state probe
+    around every pass and reports each pass's state factor (``machine_state`` in the summary),
+    for validation to compare the pass with the op model in one machine state.
 
     ``threads`` sets torch's intra-op threads for the run (default: leave it); on a shared,
     oversubscribed CPU one thread avoids OpenMP barrier stalls that make timings erratic.
@@ -648,10 +696,10 @@ def measure_workload(
 
     say = progress or (lambda msg: None)
     check_device(device)
-    if repeats < 1 or warmup < 0 or profiled_passes < 1:
+    if repeats < 1 or warmup < 0 or profiled_passes < 1 or not min_seconds >= 0:
         raise UserError(
-            f"need --repeats >= 1, --warmup >= 0 and --profiled-passes >= 1, got {repeats}, "
-            f"{warmup} and {profiled_passes}"
+            "need --repeats >= 1, --warmup >= 0, --profiled-passes >= 1 and --min-seconds >= 0, "
+            f"got {repeats}, {warmup}, {profiled_passes} and {min_seconds}"
         )
     wl = get_workload(workload) if isinstance(workload, str) else workload
     s = wl.resolve(replace(settings or Settings(), device=device))
@@ -667,17 +715,23 @@ def measure_workload(
         started = time.perf_counter()
         analytic = trace_built(wl, built, s, hw, save=False, collapse=False)
         analytic_s = time.perf_counter() - started
+        pass_s = analytic_s
         for i in range(warmup):
             say(f"warm-up pass {i + 1}/{warmup}")
-            plain_pass(wl, built, s)
+            pass_s = plain_pass(wl, built, s)[0]
+        repeats = max(repeats, math.ceil(min_seconds / max(pass_s, 1e-6)))
+        profile_after = _spread(profiled_passes, repeats)
         samples, cpu_samples = [], []
         only = marked_modules(analytic.events)
         cuda = torch.device(device).type == "cuda"
-        passes = []
+        passes: list[_Profiled] = []
         contention = _Contention()
         peaks: list[PeakMemory] = []  # one per uninstrumented pass: its peak is the run's
+        meter = _StateMeter(state_probe_s)
+        timed_states: list[float] = []
+        first_recording = None
         # Timed and profiled passes alternate, so that both see the same spells of a shared
-        # machine (a VM's slow spells last about a second; see the selection below).
+        # machine (a VM's slow spells last seconds; see the selection below).
         for i in range(max(repeats, profiled_passes)):
             if i < repeats:
                 say(f"timed repeat {i + 1}/{repeats}")
@@ -686,22 +740,23 @@ def measure_workload(
                 peaks.append(pass_peak)
                 samples.append(w_s)
                 cpu_samples.append(c_s)
-            if i >= profiled_passes:
+                timed_states.append(meter.after_pass())
+            if i not in profile_after:
                 continue
-            say(f"profiled pass {i + 1}/{profiled_passes}")
+            say(f"profiled pass {len(passes) + 1}/{profiled_passes}")
             prof, markers, p_wall, p_outer, p_cpu = profiled_pass(wl, built, s, only)
-            if i == 0 and trace_out is not None:
+            state = meter.after_pass()
+            if not passes and trace_out is not None:
                 first_recording = prof  # written once every pass has run (interrupts)
             say("attributing profiled ops")
-            passes.append(
-                (attribute(events_from_profiler(prof), markers, device), p_wall, p_outer, p_cpu, i)
-            )
+            att = attribute(events_from_profiler(prof), markers, device)
+            passes.append(_Profiled(att, p_wall, p_outer, p_cpu, i, state))
             del prof
         peak = max(peaks, key=lambda p: p.peak)
         if trace_out is not None:
             say(f"writing Chrome trace {trace_out}")
             export_trace(first_recording, trace_out)
-            del first_recording
+            first_recording = None
         wall = summarize_samples(samples, warmup)
         cpu = summarize_samples(cpu_samples, warmup)
         busy = contention.finish()
@@ -710,26 +765,25 @@ def measure_workload(
                 f"other processes used {busy['other_processes_cpu_fraction']:.0%} of the CPUs "
                 "during the measured passes; wall times are inflated (CPU times less so)"
             )
-        # With 4+ passes only the fastest half (process CPU time) counts: a shared VM flips
-        # between a fast and a ~1.7x slower state every second or so, and the timed figures
-        # are the fastest passes too. Of those, the pass with the median wall gives the
-        # timeline; op times are medians over them, op by op.
+        # With 4+ passes only the fastest half (process CPU time) counts: a shared VM spends
+        # seconds at a time ~1.5–2.5x slower, and the timed figure is the fastest pass. Of
+        # those, the pass with the median wall gives the timeline; op times are medians over
+        # them, op by op.
         n_passes = len(passes)
         if n_passes >= 4:
-            passes = sorted(passes, key=lambda p: p[3])[: n_passes // 2]
-        passes.sort(key=lambda p: p[1])
-        att, prof_wall, prof_outer, prof_cpu, _ = passes[len(passes) // 2]
-        state_scale = _state_scale(cpu_samples, [p[4] for p in passes])
+            passes = sorted(passes, key=lambda p: p.cpu_s)[: n_passes // 2]
+            basis = f"the fastest {len(passes)} of {n_passes} profiled passes (process CPU time)"
+        else:
+            basis = f"{n_passes} profiled passes"
+        passes.sort(key=lambda p: p.wall_s)
+        chosen = passes[len(passes) // 2]
+        att, prof_wall, prof_outer, prof_cpu = chosen[:4]
+        state_scale = _state_scale(cpu_samples, [p.after_timed for p in passes])
         robust = len(passes) > 1 and median_over_passes(
-            [att.ops] + [p[0].ops for p in passes if p[0] is not att], device_time=cuda
+            [att.ops] + [p.attribution.ops for p in passes if p is not chosen], device_time=cuda
         )
         events, stats = join(analytic.events, att.ops, device_time=cuda, marked=only)
         stats["profiled_passes"] = n_passes
-        basis = (
-            f"{n_passes} profiled passes"
-            if len(passes) == n_passes
-            else f"the fastest {len(passes)} of {n_passes} profiled passes (process CPU time)"
-        )
         stats["op_time"] = f"median over {basis}, op by op" if robust else "one profiled pass"
 
         run_id = new_run_id(wl.name)
@@ -768,6 +822,13 @@ def measure_workload(
                 "threads": n_threads,
                 "component_libraries": component_libraries(built),
                 "contention": busy,
+                "machine_state": {
+                    "probe_reference_s": meter.reference_s,
+                    "timed": timed_states,
+                    "profiled": [p.state for p in passes],
+                    "source": "genscope.capture.machine_state: mean of the probes around each "
+                    "pass / the op model's reference probe time (none without one)",
+                },
                 **peak.to_dict(),
                 "predicted_memory": memory,
                 "by_phase": figures["by_phase"],
@@ -802,6 +863,7 @@ def measure_workload(
                 "device": device,
                 "measured_label": label,
                 "repeats": repeats,
+                "min_seconds": min_seconds,
                 "warmup": warmup,
                 "threads": n_threads,
                 "trace_out": str(trace_out) if trace_out else None,

@@ -11,8 +11,10 @@ from genscope.commands._output import emit_json, out_console
 from genscope.commands.trace import parse_res
 from genscope.workloads.base import Settings
 
-#: = genscope.validate.VALIDATE_REPEATS (not imported: the CLI starts without torch)
+#: = genscope.validate.VALIDATE_REPEATS and VALIDATE_MIN_SECONDS (not
+#: imported: the CLI starts without torch)
 REPEATS = 15
+MIN_SECONDS = 10.0
 
 
 def _pct(x: float | None) -> str:
@@ -83,6 +85,10 @@ def register(app: typer.Typer) -> None:
         repeats: int = typer.Option(
             REPEATS, help="Uninstrumented timed passes (the fastest is compared)."
         ),
+        min_seconds: float = typer.Option(
+            MIN_SECONDS,
+            help="More timed passes until they span this long (the VM's slow spells last seconds).",
+        ),
         warmup: int = typer.Option(1, help="Plain warm-up passes after the analytic pass."),
         recalibrate: bool = typer.Option(
             False, "--recalibrate", help="Re-measure the op model (stored in cpu-local)."
@@ -115,6 +121,7 @@ def register(app: typer.Typer) -> None:
             settings,
             threads=threads,
             repeats=repeats,
+            min_seconds=min_seconds,
             warmup=warmup,
             recalibrate=recalibrate,
             force=force,

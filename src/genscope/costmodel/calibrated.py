@@ -88,6 +88,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genscope.capture.machine_state import StateProbe, state_factor
 from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
 
 #: 3: ops timed with genscope's op observer (measured mode's instrument since it replaced
@@ -96,8 +97,10 @@ from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
 #: overhead per model library; 7: PyTorch's native k×k convolution path (``conv3n``) apart
 #: from oneDNN's; 8: mid-sized ops timed after the small-op rotation, framework overhead and
 #: small-op prices per library from its reference code in a plain loop, oneDNN convolutions'
-#: weight handling. Models stored by older versions are re-measured on first use.
-OP_MODEL_VERSION = 8
+#: weight handling; 9: context-sensitive figures are the fastest of rounds spread over the
+#: calibration, with a machine-state probe. Models stored by older versions are re-measured
+#: on first use.
+OP_MODEL_VERSION = 9
 GEMM_NAMES = frozenset({"mm", "addmm", "bmm", "baddbmm", "matmul", "addbmm", "dot", "linear"})
 ProgressFn = Callable[[str, int, int], None]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -182,6 +185,11 @@ class OpModel:
     created: str = ""
     calibration_s: float = 0.0
     contention: dict[str, Any] = field(default_factory=dict)
+    #: the machine-state probe's time in the reference state all figures are given in (see
+    #: :mod:`genscope.capture.machine_state`); measured runs compare their probes with it
+    state_probe_s: float = math.nan
+    #: the state factor of every timing of the calibration (1 = the reference state)
+    state_factors: list[float] = field(default_factory=list)
     version: int = OP_MODEL_VERSION
 
     @property
@@ -804,9 +812,12 @@ def _after_context_times(
     return best
 
 
-def _reference_loops(
-    dtype: torch.dtype, quick: bool
-) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+#: One round of the reference code, per library: (CPU time per call, op time per call, the
+#: price of every op packet it issues)
+ReferenceRound = dict[str, tuple[float, float, dict[str, float]]]
+
+
+class _ReferenceTimer:
     """Per library, on the :class:`_Reference` code of that library called in a plain loop:
     the framework overhead per op, (CPU time per call − op time per call) / ops per call,
     and the time of every op packet it issues (median over its calls).
@@ -816,89 +827,171 @@ def _reference_loops(
     and in chameleon alike, and 4–6 µs between the rotation's cases. (Op model v4–v7 also ran
     the rotation before every call here, for pipeline-cold module code; that priced the
     overhead of tiny sd15, make-a-video and chameleon 1.25–1.9x above what they measure, the
-    plain loop within −23…+24 %.) CPU time (not wall) and median op times, each the fastest
-    of several alternating loops, keep neighbours' preemption and the VM's slow spells out.
+    plain loop within −23…+24 %.) CPU time (not wall) keeps neighbours' preemption out, and
+    every figure is a median over rounds (:meth:`round`: one plain and one recorded loop per
+    library), each first divided by its round's machine-state factor.
     """
-    calls, rounds = (5, 3) if quick else (10, 8)
-    overhead: dict[str, float] = {}
-    prices: dict[str, dict[str, float]] = {}
-    with torch.no_grad():
-        for library, part in _Reference(dtype).parts().items():
+
+    def __init__(self, dtype: torch.dtype, calls: int) -> None:
+        self.calls = calls
+        self.parts = _Reference(dtype).parts()
+        self.names: dict[str, list[str]] = {}
+        for library, part in self.parts.items():
             for _ in range(3):
                 part()
-            first = _op_names(part)
-            at = {name: [i for i, n in enumerate(first) if n == name] for name in first}
-            cpus, op_times = [], []
-            best = dict.fromkeys(first, math.inf)
-            # alternate plain and recorded loops; the fastest of each (the fast state)
-            for _ in range(rounds):
-                c0 = time.process_time()
-                for _ in range(calls):
-                    part()
-                cpus.append((time.process_time() - c0) / calls)
-                grid = _op_grid_after(part, None, 0, calls)
-                per_position = np.median(grid, axis=0)
-                op_times.append(float(per_position.sum()))
-                for name, positions in at.items():
-                    best[name] = min(best[name], float(np.median(per_position[positions])))
-            overhead[library] = max(0.0, (min(cpus) - min(op_times)) / max(len(first), 1))
-            prices[library] = best
-    return overhead, prices
+            self.names[library] = _op_names(part)
+
+    def round(self) -> ReferenceRound:
+        out: ReferenceRound = {}
+        for library, part in self.parts.items():
+            c0 = time.process_time()
+            for _ in range(self.calls):
+                part()
+            cpu = (time.process_time() - c0) / self.calls
+            per_position = np.median(_op_grid_after(part, None, 0, self.calls), axis=0)
+            positions = np.array(self.names[library])
+            prices = {
+                name: float(np.median(per_position[positions == name]))
+                for name in set(self.names[library])
+            }
+            out[library] = (cpu, float(per_position.sum()), prices)
+        return out
+
+    def result(
+        self, rounds: list[ReferenceRound], states: list[float]
+    ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        """Overhead per op and packet prices per library: medians over ``rounds``, each
+        divided by its state factor (``states``)."""
+        overhead: dict[str, float] = {}
+        prices: dict[str, dict[str, float]] = {}
+        for lib, names in self.names.items():
+            cpu = statistics.median(r[lib][0] / f for r, f in zip(rounds, states, strict=True))
+            ops = statistics.median(r[lib][1] / f for r, f in zip(rounds, states, strict=True))
+            overhead[lib] = max(0.0, (cpu - ops) / max(len(names), 1))
+            prices[lib] = {
+                name: statistics.median(
+                    r[lib][2][name] / f for r, f in zip(rounds, states, strict=True)
+                )
+                for name in set(names)
+            }
+        return overhead, prices
 
 
-#: Full calibration sweeps; every figure is the median over them (see calibrate_op_model).
+def _reference_loops(
+    dtype: torch.dtype, quick: bool
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """:class:`_ReferenceTimer`'s figures from back-to-back rounds (no state probe)."""
+    calls, rounds = (5, 3) if quick else (10, 8)
+    with torch.no_grad():
+        timer = _ReferenceTimer(dtype, calls)
+        results = [timer.round() for _ in range(rounds)]
+    return timer.result(results, [1.0] * rounds)
+
+
+#: Hot-loop sweeps over every case point; a point slower than AFTER_CONTEXT_MAX_S keeps the
+#: median of its hot-loop times (see calibrate_op_model).
 SWEEPS = 3
+#: Rounds of the context-sensitive timings (in context, after the rotation, reference code),
+#: spread between the sweeps; each of those figures is a median over the rounds.
+ROUNDS = 15
 
 
-def _sweep(
-    tdtype: torch.dtype,
+class _Probed:
+    """Timings taken between machine-state probes, and their figures in the reference state.
+
+    Every timing :meth:`after` follows is divided, at the end, by its state factor (mean of the
+    probes on either side over the reference, a low percentile of all of them; see
+    :mod:`genscope.capture.machine_state`). Why: this VM runs seconds to minutes at a time
+    1.5–2.5x slower than its fastest, everything slowing together, so raw figures taken a
+    minute apart disagree by that much; validation compares a measured run with the model
+    in the same reference state.
+    """
+
+    def __init__(self) -> None:
+        self.probe = StateProbe()
+        self._last = self.probe.probe()
+        self._pending: list[tuple[float, float]] = []
+
+    def after(self) -> int:
+        """Probe after a timing; returns its index (for :meth:`state`)."""
+        before, self._last = self._last, self.probe.probe()
+        self._pending.append((before, self._last))
+        return len(self._pending) - 1
+
+    def state(self, index: int) -> float:
+        before, after = self._pending[index]
+        return state_factor(before, after, self.probe.reference())
+
+
+def _hot_times(
     cases: dict[str, list[tuple[Any, Callable[[], Any]]]],
-    quick: bool,
+    budget_s: float,
     tick: Callable[[str], None],
-) -> tuple[dict[str, list[float]], dict[str, float], dict[str, float], dict[str, dict[str, float]]]:
-    """One calibration sweep: seconds per case point (in context if small, after the
-    rotation if mid-sized), per-op fixed costs (in context), and per library the framework
-    overhead per op and the op prices of its reference code."""
-    budget = 0.01 if quick else 0.05
+) -> dict[str, list[float]]:
+    """Every case point's time in a hot loop (:func:`_op_time`). No state probe here: after
+    the 200 MB cases a probe runs up to 6x slow (the allocator, not the machine's state)."""
     hot: dict[str, list[float]] = {}
     for name, items in cases.items():
-        hot[name] = []
-        for _, fn in items:
-            tick(name)
-            hot[name].append(_op_time(fn, budget))
-    tick("per-op fixed costs, in context")
-    fixed_cases = _fixed_cost_cases(tdtype)
-    # small ops are re-timed in rotation with each other (pipeline-like context)
-    rotation: dict[str, tuple[Callable[[], Any], str | None]] = {
-        f"fixed:{name}": (fn, name) for name, fn in fixed_cases.items()
-    }
-    for name, items in cases.items():
-        for i, ((_, fn), t) in enumerate(zip(items, hot[name], strict=True)):
-            if math.isfinite(t) and t < IN_CONTEXT_MAX_S:
-                rotation[f"{name}:{i}"] = (fn, None)
-    in_context = _in_context_times(
-        rotation, 20 if quick else IN_CONTEXT_CYCLES, 2 if quick else IN_CONTEXT_BLOCKS
-    )
-    tick("mid-sized ops, after the rotation")
+        tick(name)
+        hot[name] = [_op_time(fn, budget_s) for _, fn in items]
+    return hot
 
-    def context() -> None:
-        for fn, _ in rotation.values():
+
+class _RoundTimer:
+    """The context-sensitive timings, one round at a time, each round between state probes.
+
+    Small case points (under IN_CONTEXT_MAX_S in a hot loop) and the per-op fixed costs are
+    timed in rotation with each other (:func:`_in_context_times`), mid-sized points right
+    after a pass of that rotation (:func:`_after_context_times`), and the reference code in a
+    plain loop (:class:`_ReferenceTimer`). Rounds are spread over the calibration and every
+    figure is its median over them in the reference machine state (:class:`_Probed`).
+    """
+
+    def __init__(
+        self,
+        tdtype: torch.dtype,
+        cases: dict[str, list[tuple[Any, Callable[[], Any]]]],
+        hot: dict[str, list[float]],
+        quick: bool,
+    ) -> None:
+        self.rotation: dict[str, tuple[Callable[[], Any], str | None]] = {
+            f"fixed:{name}": (fn, name) for name, fn in _fixed_cost_cases(tdtype).items()
+        }
+        self.mid: dict[str, Callable[[], Any]] = {}
+        for name, items in cases.items():
+            for i, ((_, fn), t) in enumerate(zip(items, hot[name], strict=True)):
+                if math.isfinite(t) and t < IN_CONTEXT_MAX_S:
+                    self.rotation[f"{name}:{i}"] = (fn, None)
+                elif IN_CONTEXT_MAX_S <= t < AFTER_CONTEXT_MAX_S:
+                    self.mid[f"{name}:{i}"] = fn
+        self.cycles = 10 if quick else IN_CONTEXT_CYCLES // IN_CONTEXT_BLOCKS
+        self.calls = 3 if quick else 8
+        self.reference = _ReferenceTimer(tdtype, 5 if quick else 10)
+        self.timed: list[tuple[dict[str, float], int]] = []
+        self.reference_rounds: list[tuple[ReferenceRound, int]] = []
+
+    def _context(self) -> None:
+        for fn, _ in self.rotation.values():
             fn()
 
-    mid = {
-        f"{name}:{i}": fn
-        for name, items in cases.items()
-        for i, ((_, fn), t) in enumerate(zip(items, hot[name], strict=True))
-        if IN_CONTEXT_MAX_S <= t < AFTER_CONTEXT_MAX_S
-    }
-    timed = in_context | _after_context_times(mid, context, *((3, 2) if quick else (8, 4)))
-    secs = {
-        name: [timed.get(f"{name}:{i}", t) for i, t in enumerate(points)]
-        for name, points in hot.items()
-    }
-    fixed = {name: in_context[f"fixed:{name}"] for name in fixed_cases}
-    tick("reference module code")
-    return secs, fixed, *_reference_loops(tdtype, quick)
+    def round(self, probed: _Probed) -> None:
+        self.timed.append((_in_context_times(self.rotation, self.cycles, 1), probed.after()))
+        mid = _after_context_times(self.mid, self._context, self.calls, 1)
+        self.timed.append((mid, probed.after()))
+        self.reference_rounds.append((self.reference.round(), probed.after()))
+
+    def result(
+        self, probed: _Probed
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, dict[str, float]]]:
+        """(figure per key, overhead per op per library, packet prices per library)."""
+        by_key: dict[str, list[float]] = {}
+        for timed, at in self.timed:
+            for key, t in timed.items():
+                by_key.setdefault(key, []).append(t / probed.state(at))
+        figures = {key: statistics.median(v) for key, v in by_key.items()}
+        rounds = [r for r, _ in self.reference_rounds]
+        states = [probed.state(at) for _, at in self.reference_rounds]
+        return figures, *self.reference.result(rounds, states)
 
 
 def calibrate_op_model(
@@ -906,15 +999,19 @@ def calibrate_op_model(
     *,
     quick: bool = False,
     sweeps: int | None = None,
+    rounds: int | None = None,
     progress: ProgressFn | None = None,
 ) -> OpModel:
     """Run the microbenchmarks on the CPU with torch's current thread count.
 
-    ``sweeps`` (default 3; quick: 1) full sweeps run one after the other and every figure
-    is the median over them: each sweep's figures are already fastest-block or median-of-calls
-    estimates, and on this VM, which flips between a fast and a ~1.7x slower state every
-    second or so, a whole sweep can still land in the slow state. (The minimum over sweeps
-    was tried: it priced full-size sd15 ~10 % below its fastest measured pass.)
+    ``sweeps`` (default 3; quick: 1) hot-loop sweeps over every case point, with ``rounds``
+    (default 15; quick: 2) rounds of :class:`_RoundTimer` spread evenly between them. Points
+    slower than AFTER_CONTEXT_MAX_S take their median over the sweeps: they only occur in
+    long passes (full-size models, seconds each), which average the VM's fast and slow
+    spells. The others, the fixed costs and the reference-code figures are timed between
+    machine-state probes and divided by their state factor (:class:`_Probed`), medians over
+    the rounds: they price small pipelines, whose passes validation puts in the same
+    reference state (its probe time is stored as ``state_probe_s``).
     """
     from datetime import UTC, datetime
 
@@ -922,10 +1019,11 @@ def calibrate_op_model(
 
     tdtype = DTYPES[dtype]
     n_sweeps = sweeps or (1 if quick else SWEEPS)
+    n_rounds = rounds or (2 if quick else ROUNDS)
     contention = _Contention()
     started = time.perf_counter()
     cases = _cases(tdtype, quick)
-    total = n_sweeps * (sum(len(v) for v in cases.values()) + 3)
+    total = n_sweeps * len(cases) + n_rounds
     done = 0
 
     def tick(label: str) -> None:
@@ -934,16 +1032,28 @@ def calibrate_op_model(
             progress(label, done, total)
         done += 1
 
+    budget = 0.01 if quick else 0.05
+    probed = _Probed()
     with torch.no_grad():
-        runs = [_sweep(tdtype, cases, quick, tick) for _ in range(n_sweeps)]
-    overhead = {lib: statistics.median(r[2][lib] for r in runs) for lib in runs[0][2]}
-    by_library = {
-        lib: {name: statistics.median(r[3][lib][name] for r in runs) for name in names}
-        for lib, names in runs[0][3].items()
+        hot_runs = [_hot_times(cases, budget, tick)]
+        timer = _RoundTimer(tdtype, cases, hot_runs[0], quick)
+        for sweep in range(n_sweeps):
+            if sweep:
+                hot_runs.append(_hot_times(cases, budget, tick))
+            for _ in range(n_rounds // n_sweeps + (sweep < n_rounds % n_sweeps)):
+                tick("in context, after the rotation, reference code")
+                timer.round(probed)
+    timed, overhead, by_library = timer.result(probed)
+    hot = {name: np.median([h[name] for h in hot_runs], axis=0) for name in cases}
+    secs = {
+        name: [timed.get(f"{name}:{i}", float(t)) for i, t in enumerate(points)]
+        for name, points in hot.items()
     }
-    secs = {name: list(np.median([r[0][name] for r in runs], axis=0)) for name in cases}
-    fixed = {k: statistics.median(r[1].get(k, math.inf) for r in runs) for k in runs[0][1]}
-    fixed = {k: v for k, v in fixed.items() if math.isfinite(v) and v > 0}
+    fixed = {
+        key.removeprefix("fixed:"): t
+        for key, t in timed.items()
+        if key.startswith("fixed:") and math.isfinite(t) and t > 0
+    }
     views = ("view", "transpose", "t", "unsqueeze", "slice", "select", "permute", "expand")
     curves: dict[str, Curve] = {}
     sdpa_fit = LinearFit([0.0, 0.0, 0.0, 0.0])
@@ -968,6 +1078,8 @@ def calibrate_op_model(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         calibration_s=time.perf_counter() - started,
         contention=busy,
+        state_probe_s=probed.probe.reference(),
+        state_factors=[probed.state(i) for i in range(len(probed._pending))],
     )
 
 

@@ -15,8 +15,12 @@ idle/overhead figures. One measured run is, in order:
 4. ``--warmup N`` more plain passes, then ``--repeats N`` **uninstrumented timed passes**
    (device synchronised around each): the end-to-end ``wall_s`` median/min/max/spread, and the
    **peak memory** (the highest of those passes).
-5. **Profiled pass(es)**, alternating with the timed passes (timed 1, profiled 1, timed 2, …,
-   so that both see the same spells of a shared machine): every dispatch-level op recorded —
+   With ``min_seconds``, more timed passes until they span that long. With ``state_probe_s``,
+   a machine-state probe (:mod:`genscope.capture.machine_state`) runs around every pass and
+   gives its state factor (``machine_state`` in the summary).
+5. **Profiled pass(es)**, spread evenly among the timed passes (with as many as there are
+   timed passes: timed 1, profiled 1, timed 2, …), so that both see the same spells of a
+   shared machine: every dispatch-level op recorded —
    on CPU by genscope's op observer (:mod:`genscope.capture.observer`, a ``RecordFunction``
    callback that records only the ops the analytic capture sees), on CUDA (or without a C++
    compiler) by ``torch.profiler`` — with cheap module-boundary and phase/step markers

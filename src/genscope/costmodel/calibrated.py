@@ -42,13 +42,18 @@ the process CPU time per call when smaller, which neighbours' preemption does no
 
 **In context.** A pipeline never calls one small op hundreds of times in a row, so every
 microbenchmark point and per-op fixed cost under 50 µs is re-timed while all of them run in
-rotation (:func:`_in_context_times`), the fastest of 8 recorded blocks; on this VM that costs
-small ops 1.5–3.5x their hot-loop time. Points from 50 µs to 2 ms (convolutions, attention,
-mid-sized GEMMs) are timed right after one pass of that rotation
-(:func:`_after_context_times`), as they follow norms, activations and views in a pipeline:
-a 64-channel 3×3 convolution on a 4×4 input takes 110 µs in a hot loop and ~240 µs both
-there and inside tiny sd15. The whole calibration runs three times and every figure is the
-median of the three (the VM's slow spells, see :func:`calibrate_op_model`).
+rotation (:func:`_in_context_times`); on this VM that costs small ops 1.5–3.5x their hot-loop
+time. Points from 50 µs to 2 ms (convolutions, attention, mid-sized GEMMs) are timed right
+after one pass of that rotation (:func:`_after_context_times`), as they follow norms,
+activations and views in a pipeline: a 64-channel 3×3 convolution on a 4×4 input takes 110 µs
+in a hot loop and ~240 µs both there and inside tiny sd15.
+
+**Machine state.** These context-sensitive figures run in 15 rounds spread over the
+calibration, each round between probes of :mod:`genscope.capture.machine_state`, and every
+figure is its median over the rounds divided by each round's state factor: the model prices
+the machine in its *reference state* (probe time ``state_probe_s``), and validation puts
+measured passes in the same state. Hot-loop points above 2 ms (full-size models only) keep
+the median of three sweeps (see :func:`calibrate_op_model`).
 
 **Reference module code.** Each model library genscope's workloads use has tiny reference
 code (:class:`_Reference`: diffusers ``BasicTransformerBlock`` + ``ResnetBlock2D``, a

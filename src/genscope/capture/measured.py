@@ -213,9 +213,10 @@ def _state_scale(cpu_samples: list[float], profiled_at: list[int]) -> float:
     passes: the median, over the profiled passes used, of fastest timed CPU time / mean CPU
     time of the timed passes on either side (timed pass ``i`` precedes profiled pass ``i``).
 
-    A shared VM flips between a fast and a ~1.7x slower state; validation holds the fastest
-    timed pass against op times from profiled passes that may have run in the other state.
-    Scaling those op times by this factor puts both in the fastest pass's state.
+    A shared VM runs seconds at a time 1.5–2.5x slower; for passes over a second validation
+    holds the fastest timed pass against op times from profiled passes that may have run in
+    the other state. Scaling those op times by this factor puts both in the fastest pass's
+    state.
     """
     if not cpu_samples:
         return 1.0
@@ -682,9 +683,8 @@ def measure_workload(
     median wall time among them.
 
     ``min_seconds`` adds timed passes until they span at least that long (estimated from the
-    last warm-up pass), with the profiled passes spread evenly among them: a VM's slow spells
-    last seconds, so the fastest of 15 passes of a 40 ms pipeline often never sees the fast
-    state (validation, which compares with the fastest pass, asks for 10 s).
+    last warm-up pass), with the profiled passes spread evenly among them: a VM's fast and
+    slow spells last seconds, and more passes give steadier figures (validation asks for 10 s).
 
     ``state_probe_s`` (the op model's reference probe time) times the machine-state probe
     around every pass and reports each pass's state factor (``machine_state`` in the summary),

@@ -492,9 +492,8 @@ def _in_context_times(
     ``cases``: key -> (fn, packet counted, None = every op of the call).
 
     The rotations run in ``blocks`` separate recordings; each case's time is the median over
-    a block's rotations, and the result the *fastest* block's: on a shared VM the machine
-    flips between a fast and a ~1.7x slower state every second or so, and validation compares
-    with the fastest measured pass (see :mod:`genscope.validate`).
+    a block's rotations, and the result the *fastest* block's (calibration asks for one block
+    per round and puts the rounds in one machine state, see :class:`_RoundTimer`).
     """
     counts = {key: _ops_per_call(fn) for key, (fn, _) in cases.items()}
     per_block = max(1, cycles // blocks)

@@ -228,6 +228,38 @@ def test_compare_puts_short_passes_in_the_op_models_machine_state():
         assert r2["op_times_state_scale"] == 0.6 and "fastest" in r2["measured_basis"]
 
 
+def test_state_exponent_is_fitted_on_reference_rounds():
+    from genscope.capture.machine_state import DEFAULT_EXPONENT, fit_exponent
+
+    factors = [1.0, 1.2, 1.5, 2.0, 2.4, 1.1, 1.8, 2.9, 1.3, 1.0]
+    times = {
+        "diffusers": [1e-3 * f**0.6 for f in factors],
+        "transformers": [4e-4 * f**0.6 for f in factors],
+    }
+    exponent, source = fit_exponent(times, factors)
+    assert exponent == pytest.approx(0.6) and "fitted" in source
+    assert fit_exponent({"x": [1.0] * 10}, factors)[0] == pytest.approx(0.2)  # clamped
+    few = fit_exponent({"x": times["diffusers"][:4]}, factors[:4])
+    narrow = fit_exponent({"x": [1.0, 1.1] * 5}, [1.0, 1.1] * 5)
+    assert few[0] == narrow[0] == DEFAULT_EXPONENT and "default" in few[1]
+
+
+def test_compare_divides_by_the_state_factor_to_the_models_exponent():
+    from dataclasses import replace
+
+    ev = _rows()
+    summary = {
+        "threads": 1,
+        "device": "cpu",
+        "cpu_s": {"min": 0.03, "median": 0.04, "samples": [0.03, 0.05, 0.04]},
+        "wall_s": {"median": 0.04},
+        "machine_state": {"timed": [4.0, 4.0, 1.0], "profiled": [4.0]},
+    }
+    r = compare(ev, summary, replace(_model(), state_exponent=0.5))
+    assert r["measured_s"] == pytest.approx(0.025)  # median of 0.015, 0.025, 0.04
+    assert r["op_times_state_scale"] == pytest.approx(0.5) and "** 0.50" in r["measured_basis"]
+
+
 def test_state_probe_and_state_factor():
     from genscope.capture.machine_state import REFERENCE_PERCENTILE, StateProbe, state_factor
 

@@ -79,12 +79,15 @@ def _max_share_error(pred: dict[str, float], meas: dict[str, float]) -> tuple[fl
     return (errs[worst] if errs else 0.0), worst
 
 
-def _in_reference_state(summary: dict[str, Any], basis: str) -> tuple[float, float] | None:
+def _in_reference_state(
+    summary: dict[str, Any], basis: str, exponent: float
+) -> tuple[float, float] | None:
     """(end-to-end seconds, op-time scale) in the op model's machine state, from the state
     factors of the passes (:mod:`genscope.capture.machine_state`); None without them.
 
-    End to end: the median over the timed passes of their time / their state factor. Op
-    times: 1 / the median state factor of the profiled passes they come from. Only for passes
+    End to end: the median over the timed passes of their time / their state factor **
+    ``exponent`` (the op model's, see genscope.capture.machine_state.fit_exponent). Op times:
+    1 / the median such factor of the profiled passes they come from. Only for passes
     up to STATE_PASS_MAX_S: the probes around a longer pass say little about the states it
     ran through (the VM changes state every few seconds), and it averages them anyway.
     """
@@ -98,8 +101,8 @@ def _in_reference_state(summary: dict[str, Any], basis: str) -> tuple[float, flo
         return None
     if not all(math.isfinite(f) and f > 0 for f in timed + profiled):
         return None
-    e2e = statistics.median(t / f for t, f in zip(samples, timed, strict=True))
-    return e2e, 1.0 / statistics.median(profiled)
+    e2e = statistics.median(t / f**exponent for t, f in zip(samples, timed, strict=True))
+    return e2e, 1.0 / statistics.median(f**exponent for f in profiled)
 
 
 def _median_state(machine_state: dict[str, Any] | None) -> float | None:
@@ -120,14 +123,15 @@ def compare(events: pd.DataFrame, summary: dict[str, Any], model: OpModel | None
     scale = 1.0
     if single_thread and summary.get("profiled_wall_s"):
         scale = min(1.0, summary["profiled_cpu_s"] / summary["profiled_wall_s"])
-    in_state = _in_reference_state(summary, basis) if single_thread else None
+    exponent = model.state_exponent if model is not None else 1.0
+    in_state = _in_reference_state(summary, basis, exponent) if single_thread else None
     if in_state is not None:
         # the op model's machine state, by the state probe around every pass
         e2e_meas, state = in_state
         measured_basis = (
-            "median over the uninstrumented passes of process CPU time / state factor (the "
-            "machine in the op model's reference state, by genscope.capture.machine_state; "
-            "one thread)"
+            f"median over the uninstrumented passes of process CPU time / state factor ** "
+            f"{exponent:.2f} (the machine in the op model's reference state, by "
+            "genscope.capture.machine_state; one thread)"
         )
     else:
         # the machine state of the fastest timed pass: the timed passes on either side of

@@ -65,6 +65,41 @@ class StateProbe:
         return float(np.percentile(self.times, REFERENCE_PERCENTILE))
 
 
+#: How code slows with the probe when a calibration cannot tell (too few rounds, or the state
+#: barely moved): measured on this project's VM, 2026-11-22, over 120 rounds of the op
+#: model's reference code (slope of log time on log probe factor: diffusers 0.61, transformers
+#: 0.59; tiny chameleon, sd15 and make-a-video passes 0.73, 0.54, 0.53)
+DEFAULT_EXPONENT = 0.6
+#: A fitted exponent needs this many rounds, spanning at least this ratio of state factors
+MIN_FIT_ROUNDS = 8
+MIN_FIT_RANGE = 1.3
+
+
+def fit_exponent(times: dict[str, list[float]], factors: list[float]) -> tuple[float, str]:
+    """How much slower code runs when the probe runs ``f`` times slower: ``f ** exponent``.
+
+    Least squares of log time on log factor, pooled over the series in ``times`` (each
+    demeaned: they differ in size, not in how they slow), clamped to [0.2, 1.5]. The probe
+    slows more than library code does (its gather and dispatch loop are the most
+    state-sensitive work), so dividing by the raw factor would over-correct slow spells.
+    Returns (exponent, how it was obtained).
+    """
+    f = np.log(np.asarray(factors, dtype=float))
+    if len(f) < MIN_FIT_ROUNDS or float(np.exp(f.max() - f.min())) < MIN_FIT_RANGE:
+        return DEFAULT_EXPONENT, (
+            f"default: {len(f)} rounds spanning state factors "
+            f"{float(np.exp(f.max() - f.min())) if len(f) else 1.0:.2f}x are too few to fit"
+        )
+    xs, ys = [], []
+    for series in times.values():
+        y = np.log(np.asarray(series, dtype=float))
+        xs.append(f - f.mean())
+        ys.append(y - y.mean())
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    slope = float((x * y).sum() / (x * x).sum())
+    return float(np.clip(slope, 0.2, 1.5)), f"fitted over {len(f)} rounds of reference code"
+
+
 def state_factor(before: float, after: float, reference: float) -> float:
     """How much slower than the reference state a timing between probes ``before`` and
     ``after`` ran."""

@@ -13,10 +13,11 @@ What "measured" means here (stated in every result):
 
 * **end to end**, passes up to 1 s (the tiny and small pipelines): the median over the
   uninstrumented passes (15, and at least 10 s of them) of process CPU time / the pass's
-  *state factor*: the machine-state probe around the pass (:mod:`genscope.capture.machine_state`)
-  over its time in the op model's reference state. This VM runs seconds to minutes at a time
-  1.5–2.5x slower than its fastest, so a calibration and a run a minute apart disagree by that
-  much raw; the op model is given in its reference state and the run is put in it. The errors
+  *state factor* (the machine-state probe around the pass, see
+  :mod:`genscope.capture.machine_state`, over its time in the op model's reference state) to
+  the op model's ``state_exponent``. This VM runs seconds to minutes at a time 1.5–2.5x
+  slower than its fastest, so a calibration and a run a minute apart disagree by that much
+  raw; the op model is given in its reference state and the run is put in it. The errors
   against the raw fastest pass, the median CPU time and the median wall time are reported too.
   With one intra-op thread (the default here) process CPU time equals the wall time on an
   idle machine: neighbours' preemption stays out.

@@ -6,7 +6,9 @@ physical core). A calibration taken in one state and a measurement taken in anot
 agree, and no fastest-of-N estimator helps when a whole run stays slow. So calibration and
 measured runs time this probe around their timings, and validation compares the two in one
 state: each timing's *state factor* is the mean of the probes on either side of it over the
-probe's *reference* (a low percentile over the calibration that made the op model).
+probe's *reference* (a low percentile over the calibration that made the op model), and a
+timing in the reference state is the timing / factor ** exponent: library code slows less
+than the probe, by an exponent the calibration fits on its reference code (:func:`fit_exponent`).
 
 Measured here (2 vCPUs, one torch thread): the probe's time correlates with the pass time of
 tiny chameleon, sd15 and make-a-video at r ≈ 0.85–0.9; over 40 s of passes, the median of

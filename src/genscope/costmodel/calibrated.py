@@ -50,10 +50,12 @@ in a hot loop and ~240 µs both there and inside tiny sd15.
 
 **Machine state.** These context-sensitive figures run in 15 rounds spread over the
 calibration, each round between probes of :mod:`genscope.capture.machine_state`, and every
-figure is its median over the rounds divided by each round's state factor: the model prices
-the machine in its *reference state* (probe time ``state_probe_s``), and validation puts
-measured passes in the same state. Hot-loop points above 2 ms (full-size models only) keep
-the median of three sweeps (see :func:`calibrate_op_model`).
+figure is its median over the rounds divided by each round's state factor to the power of an
+exponent fitted on the reference code's rounds (library code slows ~0.6x as much, in log
+terms, as the probe; :func:`genscope.capture.machine_state.fit_exponent`): the model prices
+the machine in its *reference state* (probe time ``state_probe_s``, ``state_exponent``), and
+validation puts measured passes in the same state. Hot-loop points above 2 ms (full-size
+models only) keep the median of three sweeps (see :func:`calibrate_op_model`).
 
 **Reference module code.** Each model library genscope's workloads use has tiny reference
 code (:class:`_Reference`: diffusers ``BasicTransformerBlock`` + ``ResnetBlock2D``, a

@@ -244,6 +244,20 @@ def test_state_probe_gives_every_pass_a_state_factor():
     assert all(0 < f < 1e3 for f in state["timed"] + state["profiled"])
 
 
+def test_overhead_ratio_is_the_median_of_paired_rounds():
+    """Each round's plain and profiled pass run back to back (same machine state): the ratio is
+    the median of their ratios; the fastest-of-each ratio is reported beside it."""
+    import statistics
+
+    from genscope.capture.measured import overhead_ratio
+
+    r = overhead_ratio("chameleon", Settings(size="tiny"), rounds=3, threads=1)
+    pairs = [p / q for p, q in zip(r["profiled_s"], r["plain_s"], strict=True)]
+    assert len(pairs) == 3 and r["ratio"] == pytest.approx(statistics.median(pairs))
+    assert r["ratio_fastest"] == pytest.approx(min(r["profiled_s"]) / min(r["plain_s"]))
+    assert r["ops"] > 0 and r["ratio"] > 0
+
+
 def test_memory_guard_refuses_before_any_run(tmp_path, monkeypatch, capsys):
     import genscope.capture.measured as measured
 

@@ -202,13 +202,14 @@ def test_profiled_passes_spread_evenly_over_the_timed_ones():
     assert len(_spread(6, 15)) == 6
 
 
-def test_min_seconds_adds_timed_passes_and_keeps_the_profiled_count():
+def test_min_seconds_adds_timed_passes_and_a_state_probe_times_every_pass():
     from genscope.capture.measured import measure_workload
 
     one = measure_workload(
         "chameleon", Settings(size="tiny"), repeats=1, warmup=1, profiled_passes=2, save=False
     )
     assert one.summary["wall_s"]["repeats"] == 1
+    assert one.summary["machine_state"]["probe_reference_s"] is None  # no reference, no probe
     span = measure_workload(
         "chameleon",
         Settings(size="tiny"),
@@ -216,32 +217,18 @@ def test_min_seconds_adds_timed_passes_and_keeps_the_profiled_count():
         warmup=1,
         profiled_passes=2,
         min_seconds=0.5,
+        state_probe_s=1e-3,
         save=False,
     )
     timed = span.summary["wall_s"]["repeats"]
     assert timed > 1 and span.meta["repeats"] == timed and span.meta["min_seconds"] == 0.5
     assert span.summary["attribution"]["profiled_passes"] == 2
-    assert one.summary["machine_state"]["probe_reference_s"] is None  # no reference, no probe
+    state = span.summary["machine_state"]
+    assert state["probe_reference_s"] == 1e-3
+    assert len(state["timed"]) == timed and len(state["profiled"]) == 2
+    assert all(0 < f < 1e3 for f in state["timed"] + state["profiled"])
     with pytest.raises(UserError, match="min-seconds"):
         measure_workload("chameleon", Settings(size="tiny"), min_seconds=-1.0, save=False)
-
-
-def test_state_probe_gives_every_pass_a_state_factor():
-    from genscope.capture.measured import measure_workload
-
-    r = measure_workload(
-        "chameleon",
-        Settings(size="tiny"),
-        repeats=3,
-        warmup=0,
-        profiled_passes=2,
-        state_probe_s=1e-3,
-        save=False,
-    )
-    state = r.summary["machine_state"]
-    assert state["probe_reference_s"] == 1e-3
-    assert len(state["timed"]) == 3 and len(state["profiled"]) == 2
-    assert all(0 < f < 1e3 for f in state["timed"] + state["profiled"])
 
 
 def test_overhead_ratio_is_the_median_of_paired_rounds():

@@ -238,7 +238,10 @@ def test_state_exponent_is_fitted_on_reference_rounds():
     }
     exponent, source = fit_exponent(times, factors)
     assert exponent == pytest.approx(0.6) and "fitted" in source
-    assert fit_exponent({"x": [1.0] * 10}, factors)[0] == pytest.approx(0.2)  # clamped
+    steep = fit_exponent({"x": [f**3 for f in factors]}, factors)
+    assert steep[0] == pytest.approx(1.5)  # clamped
+    unrelated = fit_exponent({"x": [1.0, 2.0] * 5}, factors)  # time does not follow the probe
+    assert unrelated[0] == DEFAULT_EXPONENT and "too weak" in unrelated[1]
     few = fit_exponent({"x": times["diffusers"][:4]}, factors[:4])
     narrow = fit_exponent({"x": [1.0, 1.1] * 5}, [1.0, 1.1] * 5)
     assert few[0] == narrow[0] == DEFAULT_EXPONENT and "default" in few[1]

@@ -72,16 +72,20 @@ class StateProbe:
 #: model's reference code (slope of log time on log probe factor: diffusers 0.61, transformers
 #: 0.59; tiny chameleon, sd15 and make-a-video passes 0.73, 0.54, 0.53)
 DEFAULT_EXPONENT = 0.6
-#: A fitted exponent needs this many rounds, spanning at least this ratio of state factors
+#: A fitted exponent needs this many rounds, spanning at least this ratio of state factors,
+#: and a correlation of at least MIN_FIT_CORRELATION between log time and log factor (one
+#: 15-round calibration here fitted 0.66, another below 0.2 at a weak correlation)
 MIN_FIT_ROUNDS = 8
 MIN_FIT_RANGE = 1.3
+MIN_FIT_CORRELATION = 0.7
 
 
 def fit_exponent(times: dict[str, list[float]], factors: list[float]) -> tuple[float, str]:
     """How much slower code runs when the probe runs ``f`` times slower: ``f ** exponent``.
 
     Least squares of log time on log factor, pooled over the series in ``times`` (each
-    demeaned: they differ in size, not in how they slow), clamped to [0.2, 1.5]. The probe
+    demeaned: they differ in size, not in how they slow), clamped to [0.2, 1.5], if the fit
+    explains the rounds (see MIN_FIT_CORRELATION); else DEFAULT_EXPONENT. The probe
     slows more than library code does (its gather and dispatch loop are the most
     state-sensitive work), so dividing by the raw factor would over-correct slow spells.
     Returns (exponent, how it was obtained).
@@ -99,7 +103,11 @@ def fit_exponent(times: dict[str, list[float]], factors: list[float]) -> tuple[f
         ys.append(y - y.mean())
     x, y = np.concatenate(xs), np.concatenate(ys)
     slope = float((x * y).sum() / (x * x).sum())
-    return float(np.clip(slope, 0.2, 1.5)), f"fitted over {len(f)} rounds of reference code"
+    r = float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum())) if (y * y).sum() else 0.0
+    if r < MIN_FIT_CORRELATION:
+        return DEFAULT_EXPONENT, f"default: the rounds' correlation r = {r:.2f} is too weak to fit"
+    fitted = f"fitted over {len(f)} rounds of reference code (r = {r:.2f})"
+    return float(np.clip(slope, 0.2, 1.5)), fitted
 
 
 def state_factor(before: float, after: float, reference: float) -> float:

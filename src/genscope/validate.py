@@ -23,8 +23,9 @@ What "measured" means here (stated in every result):
   idle machine: neighbours' preemption stays out.
 * **end to end**, longer passes (full-size models): the *fastest* pass, raw; probes around a
   17 s pass say little about the states it ran through, and it averages them anyway.
-* **category shares**: op time per category, each op's median over the fastest three of six
-  profiled passes (which drops the milliseconds a preempted op gains), scaled by the CPU/wall
+* **category shares**: op time per category, each op's median over the six profiled passes
+  (with a state probe; else over the fastest three), which drops the milliseconds a preempted
+  op gains, scaled by the CPU/wall
   ratio of the profiled pass (with one thread, what remains of neighbours' time-sharing,
   proportionally; 1 on an idle machine) and put in the same state as the end-to-end figure
   (short passes: divided by the profiled passes' median state factor; long ones: the *state
@@ -389,9 +390,16 @@ def bench_validate(recalibrate: bool = True, threads: int = 1) -> dict[str, Any]
             f"{VALIDATE_MIN_SECONDS:g} s of pass time / the pass's machine-state factor (the "
             "op model's reference state; e2e_error_pct_vs_fastest is against the raw fastest "
             "pass); full size: fastest of 3 passes, raw. Shares from per-op medians over the "
-            f"fastest {VALIDATE_PROFILED_PASSES // 2} of {VALIDATE_PROFILED_PASSES} profiled "
-            "passes (full size: 2 of 2), put in the same machine state"
+            f"{VALIDATE_PROFILED_PASSES} profiled passes (full size: 2), put in the same "
+            "machine state"
         ),
-        "op_model": {"key": model.key, "created": model.created, "contention": model.contention},
+        "op_model": {
+            "key": model.key,
+            "created": model.created,
+            "contention": model.contention,
+            "state_probe_s": model.state_probe_s,
+            "state_exponent": model.state_exponent,
+            "state_exponent_source": model.state_exponent_source,
+        },
         "rows": rows,
     }

@@ -769,12 +769,14 @@ def measure_workload(
                 f"other processes used {busy['other_processes_cpu_fraction']:.0%} of the CPUs "
                 "during the measured passes; wall times are inflated (CPU times less so)"
             )
-        # With 4+ passes only the fastest half (process CPU time) counts: a shared VM spends
-        # seconds at a time ~1.5–2.5x slower, and the timed figure is the fastest pass. Of
-        # those, the pass with the median wall gives the timeline; op times are medians over
-        # them, op by op.
+        # With 4+ passes and no state probe only the fastest half (process CPU time) counts: a
+        # shared VM spends seconds at a time ~1.5–2.5x slower, and the timed figure is then
+        # the fastest pass. With a probe every pass counts (validation divides them by their
+        # state factors, and the timed figure is a median over all passes: picking the
+        # fastest would also pick the passes the probe underrates). Of those, the pass with
+        # the median wall gives the timeline; op times are medians over them, op by op.
         n_passes = len(passes)
-        if n_passes >= 4:
+        if n_passes >= 4 and meter.reference_s is None:
             passes = sorted(passes, key=lambda p: p.cpu_s)[: n_passes // 2]
             basis = f"the fastest {len(passes)} of {n_passes} profiled passes (process CPU time)"
         else:

@@ -282,8 +282,8 @@ def test_round_figures_are_divided_by_their_state_factor():
 
     probed = calibrated._Probed()
     probed.probe.times = [1.0] * 20  # reference 1.0
-    probed._pending = [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]
-    assert [probed.state(i) for i in range(3)] == [1.0, 2.0, 3.0]
+    probed.pairs = [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]
+    assert probed.states() == [1.0, 2.0, 3.0]
     timer = calibrated._ReferenceTimer(torch.float32, calls=2)
     rounds = [timer.round() for _ in range(3)]
     lib = next(iter(rounds[0]))

@@ -465,10 +465,9 @@ def _op_time(fn: Callable[[], Any], budget_s: float, only: str | None = None) ->
 #: rotation; slower ones keep their hot-loop time: their working sets would flush the caches
 #: for the whole rotation, and their fixed costs are small next to them.
 IN_CONTEXT_MAX_S = 50e-6
-#: Rotations of :func:`_in_context_times` (each case is timed once per rotation).
-IN_CONTEXT_CYCLES = 80
-#: ... split into this many separately recorded blocks (the fastest block counts)
-IN_CONTEXT_BLOCKS = 8
+#: Rotations of :func:`_in_context_times` per calibration round (each case is timed once per
+#: rotation; its figure for the round is the median over them)
+ROUND_CYCLES = 10
 
 
 def _op_names(fn: Callable[[], Any]) -> list[str]:
@@ -485,8 +484,8 @@ def _ops_per_call(fn: Callable[[], Any]) -> int:
 
 def _in_context_times(
     cases: dict[str, tuple[Callable[[], Any], str | None]],
-    cycles: int = IN_CONTEXT_CYCLES,
-    blocks: int = IN_CONTEXT_BLOCKS,
+    cycles: int = ROUND_CYCLES,
+    blocks: int = 1,
 ) -> dict[str, float]:
     """Op time per call of every case while all cases run *in rotation*.
 
@@ -921,14 +920,13 @@ class _ReferenceTimer:
         divided by its state factor (``states``)."""
         overhead: dict[str, float] = {}
         prices: dict[str, dict[str, float]] = {}
+        pairs = list(zip(rounds, states, strict=True))
         for lib, names in self.names.items():
-            cpu = statistics.median(r[lib][0] / f for r, f in zip(rounds, states, strict=True))
-            ops = statistics.median(r[lib][1] / f for r, f in zip(rounds, states, strict=True))
+            cpu = statistics.median(r[lib][0] / f for r, f in pairs)
+            ops = statistics.median(r[lib][1] / f for r, f in pairs)
             overhead[lib] = max(0.0, (cpu - ops) / max(len(names), 1))
             prices[lib] = {
-                name: statistics.median(
-                    r[lib][2][name] / f for r, f in zip(rounds, states, strict=True)
-                )
+                name: statistics.median(r[lib][2][name] / f for r, f in pairs)
                 for name in set(names)
             }
         return overhead, prices
@@ -967,17 +965,20 @@ class _Probed:
     def __init__(self) -> None:
         self.probe = StateProbe()
         self._last = self.probe.probe()
-        self._pending: list[tuple[float, float]] = []
+        self.pairs: list[tuple[float, float]] = []  # (probe before, probe after) each timing
 
     def after(self) -> int:
         """Probe after a timing; returns its index (for :meth:`state`)."""
         before, self._last = self._last, self.probe.probe()
-        self._pending.append((before, self._last))
-        return len(self._pending) - 1
+        self.pairs.append((before, self._last))
+        return len(self.pairs) - 1
 
     def state(self, index: int) -> float:
-        before, after = self._pending[index]
+        before, after = self.pairs[index]
         return state_factor(before, after, self.probe.reference())
+
+    def states(self) -> list[float]:
+        return [self.state(i) for i in range(len(self.pairs))]
 
 
 def _hot_times(
@@ -1021,7 +1022,6 @@ class _RoundTimer:
                     self.rotation[f"{name}:{i}"] = (fn, None)
                 elif IN_CONTEXT_MAX_S <= t < AFTER_CONTEXT_MAX_S:
                     self.mid[f"{name}:{i}"] = fn
-        self.cycles = 10 if quick else IN_CONTEXT_CYCLES // IN_CONTEXT_BLOCKS
         self.calls = 3 if quick else 8
         self.reference = _ReferenceTimer(tdtype, 5 if quick else 10)
         self.timed: list[tuple[dict[str, float], int]] = []
@@ -1032,7 +1032,7 @@ class _RoundTimer:
             fn()
 
     def round(self, probed: _Probed) -> None:
-        self.timed.append((_in_context_times(self.rotation, self.cycles, 1), probed.after()))
+        self.timed.append((_in_context_times(self.rotation, ROUND_CYCLES, 1), probed.after()))
         mid = _after_context_times(self.mid, self._context, self.calls, 1)
         self.timed.append((mid, probed.after()))
         self.reference_rounds.append((self.reference.round(), probed.after()))
@@ -1141,7 +1141,7 @@ def calibrate_op_model(
         calibration_s=time.perf_counter() - started,
         contention=busy,
         state_probe_s=probed.probe.reference(),
-        state_factors=[probed.state(i) for i in range(len(probed._pending))],
+        state_factors=probed.states(),
         state_exponent=exponent,
         state_exponent_source=exponent_source,
     )

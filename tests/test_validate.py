@@ -278,12 +278,16 @@ def test_round_figures_are_divided_by_their_state_factor():
     twice the reference counts half; the reference code's overhead and prices alike."""
     import torch
 
+    from genscope.capture.machine_state import ProbeLog
     from genscope.costmodel import calibrated
 
-    probed = calibrated._Probed()
+    probed = ProbeLog()
     probed.probe.times = [1.0] * 20  # reference 1.0
     probed.pairs = [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]
-    assert probed.states() == [1.0, 2.0, 3.0]
+    assert probed.factors() == [1.0, 2.0, 3.0]
+    given = ProbeLog(reference=0.5)  # a measured run's: the op model's reference
+    at = given.after()
+    assert given.factor(at) == pytest.approx(sum(given.pairs[at]) / 2 / 0.5)
     timer = calibrated._ReferenceTimer(torch.float32, calls=2)
     rounds = [timer.round() for _ in range(3)]
     lib = next(iter(rounds[0]))

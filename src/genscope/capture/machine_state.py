@@ -114,3 +114,31 @@ def state_factor(before: float, after: float, reference: float) -> float:
     """How much slower than the reference state a timing between probes ``before`` and
     ``after`` ran."""
     return (before + after) / 2.0 / reference
+
+
+class ProbeLog:
+    """Probes around consecutive timings: the probe after one timing is the one before the
+    next. Each timing's state factor is taken against ``reference`` (a measured run: the op
+    model's), or, without one, against a low percentile of this log's own probes (a
+    calibration: known only once all its probes are in)."""
+
+    def __init__(self, reference: float | None = None) -> None:
+        self.probe = StateProbe()
+        self.fixed_reference = reference
+        self._last = self.probe.probe()
+        self.pairs: list[tuple[float, float]] = []  # (probe before, probe after) each timing
+
+    def after(self) -> int:
+        """Probe after a timing; returns its index (for :meth:`factor`)."""
+        before, self._last = self._last, self.probe.probe()
+        self.pairs.append((before, self._last))
+        return len(self.pairs) - 1
+
+    def reference(self) -> float:
+        return self.fixed_reference or self.probe.reference()
+
+    def factor(self, index: int) -> float:
+        return state_factor(*self.pairs[index], self.reference())
+
+    def factors(self) -> list[float]:
+        return [self.factor(i) for i in range(len(self.pairs))]

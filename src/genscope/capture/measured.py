@@ -70,7 +70,7 @@ from genscope.calibrate import _Contention
 from genscope.capture import observer
 from genscope.capture.attention_impl import MathAttention
 from genscope.capture.context import Runner
-from genscope.capture.machine_state import StateProbe, state_factor
+from genscope.capture.machine_state import ProbeLog
 from genscope.capture.memory import (
     MemoryPrediction,
     PeakMemory,
@@ -234,27 +234,8 @@ class _Profiled(NamedTuple):
     wall_s: float
     outer_s: float
     cpu_s: float
-    after_timed: int  # index of the timed pass just before it (-1: none)
+    after_timed: int  # its loop index: the timed pass just before it, if that many ran
     state: float  # state factor (nan without a state probe)
-
-
-class _StateMeter:
-    """Times the machine-state probe around every pass (:mod:`genscope.capture.machine_state`):
-    each pass's state factor against ``reference_s``; inactive (nan factors) without one."""
-
-    def __init__(self, reference_s: float | None) -> None:
-        self.reference_s = (
-            reference_s if reference_s is not None and math.isfinite(reference_s) else None
-        )
-        if self.reference_s is not None:
-            self._probe = StateProbe()
-            self._last = self._probe.probe()
-
-    def after_pass(self) -> float:
-        if self.reference_s is None:
-            return math.nan
-        before, self._last = self._last, self._probe.probe()
-        return state_factor(before, self._last, self.reference_s)
 
 
 def _spread(profiled: int, timed: int) -> set[int]:
@@ -731,7 +712,15 @@ def measure_workload(
         passes: list[_Profiled] = []
         contention = _Contention()
         peaks: list[PeakMemory] = []  # one per uninstrumented pass: its peak is the run's
-        meter = _StateMeter(state_probe_s)
+        probes = (
+            ProbeLog(state_probe_s)
+            if state_probe_s is not None and math.isfinite(state_probe_s)
+            else None
+        )
+
+        def state_after_pass() -> float:
+            return probes.factor(probes.after()) if probes is not None else math.nan
+
         timed_states: list[float] = []
         first_recording = None
         # Timed and profiled passes alternate, so that both see the same spells of a shared
@@ -744,12 +733,12 @@ def measure_workload(
                 peaks.append(pass_peak)
                 samples.append(w_s)
                 cpu_samples.append(c_s)
-                timed_states.append(meter.after_pass())
+                timed_states.append(state_after_pass())
             if i not in profile_after:
                 continue
             say(f"profiled pass {len(passes) + 1}/{profiled_passes}")
             prof, markers, p_wall, p_outer, p_cpu = profiled_pass(wl, built, s, only)
-            state = meter.after_pass()
+            state = state_after_pass()
             if not passes and trace_out is not None:
                 first_recording = prof  # written once every pass has run (interrupts)
             say("attributing profiled ops")
@@ -776,7 +765,7 @@ def measure_workload(
         # fastest would also pick the passes the probe underrates). Of those, the pass with
         # the median wall gives the timeline; op times are medians over them, op by op.
         n_passes = len(passes)
-        if n_passes >= 4 and meter.reference_s is None:
+        if n_passes >= 4 and probes is None:
             passes = sorted(passes, key=lambda p: p.cpu_s)[: n_passes // 2]
             basis = f"the fastest {len(passes)} of {n_passes} profiled passes (process CPU time)"
         else:
@@ -829,7 +818,7 @@ def measure_workload(
                 "component_libraries": component_libraries(built),
                 "contention": busy,
                 "machine_state": {
-                    "probe_reference_s": meter.reference_s,
+                    "probe_reference_s": probes.reference() if probes is not None else None,
                     "timed": timed_states,
                     "profiled": [p.state for p in passes],
                     "source": "genscope.capture.machine_state: mean of the probes around each "

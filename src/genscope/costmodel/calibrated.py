@@ -95,7 +95,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genscope.capture.machine_state import StateProbe, fit_exponent, state_factor
+from genscope.capture.machine_state import ProbeLog, fit_exponent
 from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
 
 #: 3: ops timed with genscope's op observer (measured mode's instrument since it replaced
@@ -951,36 +951,6 @@ SWEEPS = 3
 ROUNDS = 15
 
 
-class _Probed:
-    """Timings taken between machine-state probes, and their figures in the reference state.
-
-    Every timing :meth:`after` follows is divided, at the end, by its state factor (mean of the
-    probes on either side over the reference, a low percentile of all of them; see
-    :mod:`genscope.capture.machine_state`). Why: this VM runs seconds to minutes at a time
-    1.5–2.5x slower than its fastest, everything slowing together, so raw figures taken a
-    minute apart disagree by that much; validation compares a measured run with the model
-    in the same reference state.
-    """
-
-    def __init__(self) -> None:
-        self.probe = StateProbe()
-        self._last = self.probe.probe()
-        self.pairs: list[tuple[float, float]] = []  # (probe before, probe after) each timing
-
-    def after(self) -> int:
-        """Probe after a timing; returns its index (for :meth:`state`)."""
-        before, self._last = self._last, self.probe.probe()
-        self.pairs.append((before, self._last))
-        return len(self.pairs) - 1
-
-    def state(self, index: int) -> float:
-        before, after = self.pairs[index]
-        return state_factor(before, after, self.probe.reference())
-
-    def states(self) -> list[float]:
-        return [self.state(i) for i in range(len(self.pairs))]
-
-
 def _hot_times(
     cases: dict[str, list[tuple[Any, Callable[[], Any]]]],
     budget_s: float,
@@ -1002,7 +972,8 @@ class _RoundTimer:
     timed in rotation with each other (:func:`_in_context_times`), mid-sized points right
     after a pass of that rotation (:func:`_after_context_times`), and the reference code in a
     plain loop (:class:`_ReferenceTimer`). Rounds are spread over the calibration and every
-    figure is its median over them in the reference machine state (:class:`_Probed`).
+    figure is its median over them in the reference machine state (see
+    :class:`~genscope.capture.machine_state.ProbeLog`).
     """
 
     def __init__(
@@ -1031,26 +1002,26 @@ class _RoundTimer:
         for fn, _ in self.rotation.values():
             fn()
 
-    def round(self, probed: _Probed) -> None:
+    def round(self, probed: ProbeLog) -> None:
         self.timed.append((_in_context_times(self.rotation, ROUND_CYCLES, 1), probed.after()))
         mid = _after_context_times(self.mid, self._context, self.calls, 1)
         self.timed.append((mid, probed.after()))
         self.reference_rounds.append((self.reference.round(), probed.after()))
 
     def result(
-        self, probed: _Probed
+        self, probed: ProbeLog
     ) -> tuple[dict[str, float], dict[str, float], dict[str, dict[str, float]], float, str]:
         """(figure per key, overhead per op per library, packet prices per library, state
         exponent, its source): every timing divided by its state factor ** the exponent,
         which is fitted on the reference code's rounds."""
         rounds = [r for r, _ in self.reference_rounds]
-        factors = [probed.state(at) for _, at in self.reference_rounds]
+        factors = [probed.factor(at) for _, at in self.reference_rounds]
         per_call = {lib: [r[lib][0] for r in rounds] for lib in self.reference.names}
         exponent, source = fit_exponent(per_call, factors)
         by_key: dict[str, list[float]] = {}
         for timed, at in self.timed:
             for key, t in timed.items():
-                by_key.setdefault(key, []).append(t / probed.state(at) ** exponent)
+                by_key.setdefault(key, []).append(t / probed.factor(at) ** exponent)
         figures = {key: statistics.median(v) for key, v in by_key.items()}
         states = [f**exponent for f in factors]
         return figures, *self.reference.result(rounds, states), exponent, source
@@ -1071,9 +1042,10 @@ def calibrate_op_model(
     slower than AFTER_CONTEXT_MAX_S take their median over the sweeps: they only occur in
     long passes (full-size models, seconds each), which average the VM's fast and slow
     spells. The others, the fixed costs and the reference-code figures are timed between
-    machine-state probes and divided by their state factor (:class:`_Probed`), medians over
-    the rounds: they price small pipelines, whose passes validation puts in the same
-    reference state (its probe time is stored as ``state_probe_s``).
+    machine-state probes and divided by their state factor (see
+    :class:`~genscope.capture.machine_state.ProbeLog`), medians over the rounds: they price
+    small pipelines, whose passes validation puts in the same reference state (its probe
+    time is stored as ``state_probe_s``).
     """
     from datetime import UTC, datetime
 
@@ -1095,7 +1067,7 @@ def calibrate_op_model(
         done += 1
 
     budget = 0.01 if quick else 0.05
-    probed = _Probed()
+    probed = ProbeLog()
     with torch.no_grad():
         hot_runs = [_hot_times(cases, budget, tick)]
         timer = _RoundTimer(tdtype, cases, hot_runs[0], quick)
@@ -1140,8 +1112,8 @@ def calibrate_op_model(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         calibration_s=time.perf_counter() - started,
         contention=busy,
-        state_probe_s=probed.probe.reference(),
-        state_factors=probed.states(),
+        state_probe_s=probed.reference(),
+        state_factors=probed.factors(),
         state_exponent=exponent,
         state_exponent_source=exponent_source,
     )

@@ -8,7 +8,7 @@ import pytest
 
 from genscope.analyses import claims, flash, scaling, seqlen
 from genscope.analyses.breakdown import category_breakdown
-from genscope.tracing import trace_workload
+from genscope.api import trace_workload
 from genscope.workloads.base import Settings
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from genscope import calibrate as cal
-from genscope.calibrate import calibrate, save_local_spec, time_calls
 from genscope.costmodel.hardware import HardwareSpec, get_hardware, hardware_names
 from genscope.errors import UserError
+from genscope.measure import calibrate as cal
+from genscope.measure.calibrate import calibrate, save_local_spec, time_calls
 
 CORE = (
     "matrix_peak.fp32",

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import genscope
-from genscope.tracing import trace, trace_workload
+from genscope.api import trace, trace_workload
 from genscope.workloads.base import Settings
 
 

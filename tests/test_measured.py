@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genscope.capture.measured import join, marked_modules, marker_path, profiled_pass
+from genscope.api import trace_built
 from genscope.capture.profiling import (
     Event,
     Markers,
@@ -27,7 +27,7 @@ from genscope.capture.profiling import (
 from genscope.cli import main
 from genscope.costmodel.hardware import get_hardware
 from genscope.errors import UserError
-from genscope.tracing import trace_built
+from genscope.measure.run import join, marked_modules, marker_path, profiled_pass
 from genscope.workloads.base import Settings
 from genscope.workloads.registry import get_workload
 
@@ -52,7 +52,7 @@ def test_profiled_ops_match_the_analytic_capture(workload, settings, recorder, m
     of the same configuration; categories of profiled ops come from the recorded names and
     the taxonomy, independently of the analytic rows. Both recorders: genscope's op observer
     and torch.profiler (the fallback)."""
-    import genscope.capture.measured as measured
+    import genscope.measure.run as measured
 
     if recorder == "observer":
         assert measured.instrument("cpu") == "observer", observer_error()
@@ -194,7 +194,7 @@ def test_measured_run_cli_json_trace_and_store(tmp_path, monkeypatch, capsys):
 
 
 def test_profiled_passes_spread_evenly_over_the_timed_ones():
-    from genscope.capture.measured import _spread
+    from genscope.measure.run import _spread
 
     assert _spread(6, 60) == {0, 10, 20, 30, 40, 50}
     assert _spread(2, 3) == {0, 1}
@@ -203,7 +203,7 @@ def test_profiled_passes_spread_evenly_over_the_timed_ones():
 
 
 def test_min_seconds_adds_timed_passes_and_a_state_probe_times_every_pass():
-    from genscope.capture.measured import measure_workload
+    from genscope.measure.run import measure_workload
 
     one = measure_workload(
         "chameleon", Settings(size="tiny"), repeats=1, warmup=1, profiled_passes=2, save=False
@@ -236,7 +236,7 @@ def test_overhead_ratio_is_the_median_of_paired_rounds():
     the median of their ratios; the fastest-of-each ratio is reported beside it."""
     import statistics
 
-    from genscope.capture.measured import overhead_ratio
+    from genscope.measure.run import overhead_ratio
 
     r = overhead_ratio("chameleon", Settings(size="tiny"), rounds=3, threads=1)
     pairs = [p / q for p, q in zip(r["profiled_s"], r["plain_s"], strict=True)]
@@ -246,7 +246,7 @@ def test_overhead_ratio_is_the_median_of_paired_rounds():
 
 
 def test_memory_guard_refuses_before_any_run(tmp_path, monkeypatch, capsys):
-    import genscope.capture.measured as measured
+    import genscope.measure.run as measured
 
     monkeypatch.setenv("GENSCOPE_HOME", str(tmp_path))
     monkeypatch.setattr(measured, "available_bytes", lambda device: (1_000_000, "test limit"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from genscope.api import trace_workload
 from genscope.capture.meta_cache import MetaOpCache
-from genscope.tracing import trace_workload
 from genscope.workloads.base import Settings
 
 aten = torch.ops.aten

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from genscope.errors import UserError
+from genscope.machine.threads import torch_threads
 from genscope.numerics import figures
-from genscope.numerics._threads import torch_threads
 from genscope.numerics.dualpath import DUAL_COLUMNS, dual_path, per_layer
 from genscope.numerics.tiny_sd15 import build_tiny_unet, generation
 

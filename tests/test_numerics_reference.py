@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from genscope.errors import UserError
+from genscope.machine.threads import torch_threads
 from genscope.numerics import (
     DTYPES,
     Precision,
@@ -17,7 +18,6 @@ from genscope.numerics import (
     golden_attention,
     tile_sizes,
 )
-from genscope.numerics._threads import torch_threads
 from genscope.numerics.precision import round_to
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from genscope.errors import UserError
 from genscope.numerics import figures
-from genscope.numerics.sweep import (
+from genscope.numerics.experiments import (
     COLUMNS,
     SweepConfig,
     log_slope,

@@ -14,7 +14,7 @@ from genscope.cli import main
 from genscope.errors import UserError
 from genscope.optimize import LEVERS, LeverContext, TargetSpec, build_target, parse_levers
 from genscope.optimize.base import Branch, Lever, LeverSkipped
-from genscope.optimize.decode import DecodeTarget, cache_length, rollback
+from genscope.optimize.decode_target import DecodeTarget, cache_length, rollback
 from genscope.optimize.deviation import TOLERANCES, kl_mean, psnr, token_deviation, within
 from genscope.optimize.stack import run_stack
 
@@ -396,8 +396,8 @@ def test_plot_levers_draws_one_panel_per_workload():
 
 
 def test_levers_section_records_the_388_finding(tmp_path, monkeypatch):
-    from genscope.optimize import report_section
-    from genscope.report.build import ReportContext
+    from genscope.report.context import ReportContext
+    from genscope.report.sections import levers as report_section
 
     monkeypatch.setenv("GENSCOPE_HOME", str(tmp_path / "home"))  # no stored bench result
     fake = _fake_results()

@@ -41,7 +41,7 @@ def test_compiled_unet_step_within_tolerance():
 
 
 def test_bench_quick_rows(tmp_path, monkeypatch):
-    from genscope.optimize.bench import bench_optimize, latest_bench
+    from genscope.bench.optimize import bench_optimize, latest_bench
 
     monkeypatch.setenv("GENSCOPE_HOME", str(tmp_path))
     out = bench_optimize(quick=True, repeats=1, threads=1)
@@ -53,8 +53,8 @@ def test_bench_quick_rows(tmp_path, monkeypatch):
 
 
 def test_levers_section_live_quick(tmp_path, monkeypatch):
-    from genscope.optimize.report_section import levers_section
-    from genscope.report.build import ReportContext
+    from genscope.report.context import ReportContext
+    from genscope.report.sections.levers import levers_section
 
     monkeypatch.setenv("GENSCOPE_HOME", str(tmp_path / "home"))
     ctx = ReportContext(tmp_path, "a100-80g-sxm", quick=True)

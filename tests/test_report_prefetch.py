@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genscope.report.build import ReportContext
+from genscope.report.context import ReportContext
 from genscope.store import load_run
 from genscope.workloads.base import Settings
 

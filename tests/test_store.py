@@ -3,7 +3,7 @@
 import pytest
 
 from genscope import store
-from genscope.tracing import trace_workload
+from genscope.api import trace_workload
 from genscope.workloads.base import Settings
 
 

@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from genscope.timing import summarize_samples, timed
+from genscope.machine.timing import summarize_samples, timed
 
 
 def test_timed_counts_warmup_and_repeats():

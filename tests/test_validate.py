@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genscope.costmodel.calibrated import Curve, LinearFit, OpModel, op_classes
+from genscope.measure.opmodel_calibration import Curve, LinearFit, OpModel, op_classes
+from genscope.measure.validate import compare
 from genscope.schema import events_frame
-from genscope.validate import compare
 
 
 def _rows() -> pd.DataFrame:
@@ -132,8 +132,8 @@ def test_conv_class_follows_the_path_torch_takes(x, w, threads):
     import torch.nn.functional as F
     from torch.profiler import profile
 
-    from genscope.capture.measured import torch_threads
-    from genscope.costmodel.calibrated import conv_class
+    from genscope.measure.opmodel_calibration import conv_class
+    from genscope.measure.run import torch_threads
 
     conv = F.conv3d if len(x) == 5 else F.conv2d
     shapes = ";".join("[" + ",".join(map(str, s)) + "]" for s in (x, w))
@@ -229,7 +229,7 @@ def test_compare_puts_short_passes_in_the_op_models_machine_state():
 
 
 def test_state_exponent_is_fitted_on_reference_rounds():
-    from genscope.capture.machine_state import DEFAULT_EXPONENT, fit_exponent
+    from genscope.machine.state import DEFAULT_EXPONENT, fit_exponent
 
     factors = [1.0, 1.2, 1.5, 2.0, 2.4, 1.1, 1.8, 2.9, 1.3, 1.0]
     times = {
@@ -264,7 +264,7 @@ def test_compare_divides_by_the_state_factor_to_the_models_exponent():
 
 
 def test_state_probe_and_state_factor():
-    from genscope.capture.machine_state import REFERENCE_PERCENTILE, StateProbe, state_factor
+    from genscope.machine.state import REFERENCE_PERCENTILE, StateProbe, state_factor
 
     probe = StateProbe()
     times = [probe.probe() for _ in range(20)]
@@ -278,8 +278,8 @@ def test_round_figures_are_divided_by_their_state_factor():
     twice the reference counts half; the reference code's overhead and prices alike."""
     import torch
 
-    from genscope.capture.machine_state import ProbeLog
     from genscope.costmodel import calibrated
+    from genscope.machine.state import ProbeLog
 
     probed = ProbeLog()
     probed.probe.times = [1.0] * 20  # reference 1.0
@@ -300,7 +300,7 @@ def test_round_figures_are_divided_by_their_state_factor():
 
 
 def test_state_scale_compares_each_profiled_pass_with_the_timed_passes_around_it():
-    from genscope.capture.measured import _state_scale
+    from genscope.measure.run import _state_scale
 
     # timed pass i precedes profiled pass i; fastest timed pass: 10
     assert _state_scale([10.0, 20.0, 10.0, 20.0], [0, 2]) == pytest.approx(10 / 15)
@@ -312,8 +312,8 @@ def test_state_scale_compares_each_profiled_pass_with_the_timed_passes_around_it
 @pytest.mark.slow
 def test_validate_cli_end_to_end(tmp_path, monkeypatch, capsys):
     """`genscope validate sd15 --json` after a quick calibration (numbers not representative)."""
-    from genscope.calibrate import calibrate, save_local_spec
     from genscope.cli import main
+    from genscope.measure.calibrate import calibrate, save_local_spec
 
     monkeypatch.setenv("GENSCOPE_HOME", str(tmp_path))
     save_local_spec(calibrate(quick=True))
@@ -367,7 +367,7 @@ def test_in_context_times_split_the_rotation_per_case():
 
 def test_validate_cli_defaults_match_the_library():
     from genscope.commands import validate as cli
-    from genscope.validate import VALIDATE_MIN_SECONDS, VALIDATE_REPEATS
+    from genscope.measure.validate import VALIDATE_MIN_SECONDS, VALIDATE_REPEATS
 
     assert (cli.REPEATS, cli.MIN_SECONDS) == (VALIDATE_REPEATS, VALIDATE_MIN_SECONDS)
 

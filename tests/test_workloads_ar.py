@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
+from genscope.api import TraceResult, trace_built, trace_workload
 from genscope.capture.analytic import AnalyticCapture
 from genscope.capture.context import AxisRules, Runner
 from genscope.costmodel.hardware import get_hardware
 from genscope.costmodel.taxonomy import categorize
 from genscope.errors import UserError
 from genscope.schema import CATEGORIES, total
-from genscope.tracing import TraceResult, trace_built, trace_workload
 from genscope.workloads.affine_decode import AffineSteps, DecodeLoop
 from genscope.workloads.base import Built, Settings
 from genscope.workloads.registry import get_workload

@@ -18,9 +18,9 @@ __all__ = ["Settings", "TraceResult", "trace", "trace_workload"]
 def __getattr__(name: str) -> Any:
     # Lazy: `genscope --help` should not import torch/diffusers.
     if name in ("trace", "trace_workload", "TraceResult"):
-        from genscope import tracing
+        from genscope import api
 
-        return getattr(tracing, name)
+        return getattr(api, name)
     if name == "Settings":
         from genscope.workloads.base import Settings
 

@@ -13,6 +13,7 @@ looks complete; readers skip dot-folders.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -28,6 +29,19 @@ import pandas as pd
 from genscope.errors import UserError
 from genscope.paths import runs_dir
 from genscope.schema import SCHEMA_VERSION, events_frame
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy/pandas scalars made plain and non-finite floats made ``None``."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, str | bytes):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def new_run_id(workload: str) -> str:

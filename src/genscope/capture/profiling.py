@@ -97,7 +97,7 @@ class Markers:
     ``nn.Module``'s slow path (about 7 µs per call under the profiler, against about 3 µs for
     the wrapper). Which modules get one is the caller's choice (``only``); measured mode marks
     the modules that run ops of their own, less the leaves inside another such module
-    (:func:`genscope.capture.measured.marked_modules`), so containers and op-less modules
+    (:func:`genscope.measure.run.marked_modules`), so containers and op-less modules
     (``Dropout`` in eval, ``ModuleList`` blocks) are left alone.
     """
 

@@ -2,7 +2,7 @@
 
 import typer
 
-from genscope.benchmarks import BENCHES, get_bench
+from genscope.bench.registry import BENCHES, get_bench
 from genscope.commands._output import emit_json, err_console
 
 

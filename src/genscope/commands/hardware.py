@@ -161,7 +161,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure this machine (GEMM, elementwise, copy bandwidth, dispatch overhead) and save
         it as the hardware spec `<device>-local`."""
-        from genscope.calibrate import calibrate, save_local_spec  # torch import: keep lazy
+        from genscope.measure.calibrate import calibrate, save_local_spec  # torch import: keep lazy
 
         columns = (
             TextColumn("{task.description}"),

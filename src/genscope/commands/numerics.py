@@ -15,8 +15,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from genscope.commands._output import _clean, emit_json, err_console
+from genscope.commands._output import emit_json, err_console
 from genscope.errors import UserError, choices_error
+from genscope.store import jsonable
 
 numerics_app = typer.Typer(
     name="numerics",
@@ -64,7 +65,7 @@ def _write(out: Path, tables: dict[str, Any], summary: dict[str, Any], figures: 
     out.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
         df.to_csv(out / f"{name}.csv", index=False)
-    (out / "summary.json").write_text(json.dumps(_clean(summary), indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n")
     for name, fig in figures.items():
         fig.savefig(out / f"{name}.png", dpi=120)
     names = [f"{t}.csv" for t in tables] + ["summary.json"] + [f"{f}.png" for f in figures]
@@ -99,7 +100,7 @@ def sweep(
 ) -> None:
     """Deviation of the flash reference and baseline from an fp64 golden value."""
     from genscope.numerics import figures
-    from genscope.numerics.sweep import EXPERIMENTS, SweepConfig, plan, run_cases, summarize
+    from genscope.numerics.experiments import EXPERIMENTS, SweepConfig, plan, run_cases, summarize
 
     exps = EXPERIMENTS if experiments.strip() == "all" else _names(experiments)
     cfg = SweepConfig(

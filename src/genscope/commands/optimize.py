@@ -9,6 +9,8 @@ from rich.table import Table
 
 from genscope.commands._output import emit_json, err_console, out_console
 from genscope.errors import UserError
+from genscope.optimize.deviation import deviation_text
+from genscope.workloads.base import parse_res
 
 
 def _fmt_s(x: float | None) -> str:
@@ -18,22 +20,9 @@ def _fmt_s(x: float | None) -> str:
 
 
 def _fmt_bytes(n: float | None) -> str:
-    from genscope.capture.memory import human_bytes
+    from genscope.measure.guard import human_bytes
 
     return "—" if n is None else human_bytes(n)
-
-
-def deviation_text(dev: dict[str, Any]) -> str:
-    if not dev:
-        return "—"
-    if "psnr_db" in dev:
-        psnr = dev["psnr_db"]
-        p = "inf" if psnr is None or psnr == float("inf") else f"{psnr:.1f}"
-        return f"PSNR {p} dB, max|Δ| {dev['max_abs']:.2g}"
-    parts = [f"same {dev['exact_match']:.0%}"]
-    if "agreement" in dev:
-        parts.append(f"agree {dev['agreement']:.0%}, KL {dev['kl_mean']:.0e}")
-    return ", ".join(parts)
 
 
 def print_result(result: dict[str, Any]) -> None:
@@ -110,7 +99,6 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Stack levers; per stage: latency, speedup, compile time, memory, output deviation."""
-        from genscope.commands.trace import parse_res
         from genscope.optimize import TargetSpec, build, optimize, parse_levers
         from genscope.optimize.base import target_kind
 

@@ -9,23 +9,7 @@ from rich.table import Table
 
 from genscope.commands._output import emit_json, err_console, out_console
 from genscope.errors import UserError, choices_error
-from genscope.workloads.base import Settings
-
-
-def parse_res(text: str | None) -> tuple[int, int] | None:
-    """``512`` or ``512x768`` (height x width)."""
-    if text is None:
-        return None
-    parts = text.lower().split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise UserError(f"--res takes N or HxW (e.g. 512 or 576x1024), got {text!r}") from None
-    if len(values) == 1:
-        return values[0], values[0]
-    if len(values) == 2:
-        return values[0], values[1]
-    raise UserError(f"--res takes N or HxW (e.g. 512 or 576x1024), got {text!r}")
+from genscope.workloads.base import Settings, parse_res
 
 
 def _fmt(x: float, unit: str) -> str:
@@ -176,7 +160,7 @@ def register(app: typer.Typer) -> None:
         op observer on CPU, torch.profiler on CUDA) and fills ``measured_s`` (see README,
         "Measured mode").
         """
-        from genscope.tracing import DEFAULT_HARDWARE, trace_workload
+        from genscope.api import DEFAULT_HARDWARE, trace_workload
 
         if mode not in ("analytic", "measured"):
             raise choices_error("mode", mode, ["analytic", "measured"])
@@ -206,7 +190,7 @@ def register(app: typer.Typer) -> None:
             new_tokens=new_tokens,
         )
         if mode == "measured":
-            from genscope.capture.measured import measure_workload
+            from genscope.measure.run import measure_workload
 
             def progress(msg: str) -> None:
                 print(f"genscope: measured: {msg}", file=sys.stderr, flush=True)

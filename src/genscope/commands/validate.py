@@ -8,10 +8,9 @@ import typer
 from rich.table import Table
 
 from genscope.commands._output import emit_json, out_console
-from genscope.commands.trace import parse_res
-from genscope.workloads.base import Settings
+from genscope.workloads.base import Settings, parse_res
 
-#: = genscope.validate.VALIDATE_REPEATS and VALIDATE_MIN_SECONDS (not
+#: = genscope.measure.validate.VALIDATE_REPEATS and VALIDATE_MIN_SECONDS (not
 #: imported: the CLI starts without torch)
 REPEATS = 15
 MIN_SECONDS = 10.0
@@ -97,7 +96,7 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Predicted (analytic on cpu-local) vs measured, per category and end to end."""
-        from genscope.validate import validate_workload
+        from genscope.measure.validate import validate_workload
 
         settings = Settings(
             size=size,  # type: ignore[arg-type]

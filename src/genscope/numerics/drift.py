@@ -30,7 +30,7 @@ from scipy.stats import wasserstein_distance
 from torch import Tensor, nn
 
 from genscope.errors import UserError, choices_error
-from genscope.numerics._threads import torch_threads
+from genscope.machine.threads import torch_threads
 from genscope.numerics.tiny_sd15 import TEXT_LEN, build_tiny_unet, scheduler
 
 #: The three pairs of Fig. 8, each as (run a, run b).

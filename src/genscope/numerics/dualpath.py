@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from genscope.errors import UserError, choices_error
-from genscope.numerics._threads import torch_threads
+from genscope.machine.threads import torch_threads
 from genscope.numerics.attention_ref import (
     ALGORITHMS,
     baseline_attention,

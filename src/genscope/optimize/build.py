@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from genscope.errors import UserError, choices_error
-from genscope.optimize.decode import DecodeTarget
+from genscope.optimize.decode_target import DecodeTarget
 from genscope.optimize.targets import DenoiseTarget, Target
 from genscope.workloads.base import Settings, Workload
 from genscope.workloads.components import build_component, count_params
@@ -83,7 +83,7 @@ def build_target(spec: TargetSpec) -> Target:
 
 
 def _fits(params: int, device: str, what: str) -> None:
-    from genscope.capture.memory import available_bytes, human_bytes
+    from genscope.measure.guard import available_bytes, human_bytes
 
     need = params * 4 * 1.3  # fp32 weights + activations/workspace headroom
     have, source = available_bytes(device)

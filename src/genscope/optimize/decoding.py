@@ -1,5 +1,5 @@
 """Autoregressive-decoding levers: static KV cache, image-token head, early-exit speculation,
-batching. They act on :class:`~genscope.optimize.decode.DecodeTarget` only."""
+batching. They act on :class:`~genscope.optimize.decode_target.DecodeTarget` only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from genscope.optimize.base import Lever, LeverContext, LeverSkipped
-from genscope.optimize.decode import DecodeTarget
+from genscope.optimize.decode_target import DecodeTarget
 from genscope.optimize.targets import Target
 
 

@@ -133,3 +133,17 @@ def token_deviation(
         out["agreement"] = float((forced_logits.argmax(-1) == base_tokens).double().mean())
         out["kl_mean"] = kl_mean(base_logits, forced_logits)
     return out
+
+
+def deviation_text(dev: dict[str, Any]) -> str:
+    """One short human phrase for a deviation block (PSNR for images, agreement for tokens)."""
+    if not dev:
+        return "—"
+    if "psnr_db" in dev:
+        psnr = dev["psnr_db"]
+        p = "inf" if psnr is None or psnr == float("inf") else f"{psnr:.1f}"
+        return f"PSNR {p} dB, max|Δ| {dev['max_abs']:.2g}"
+    parts = [f"same {dev['exact_match']:.0%}"]
+    if "agreement" in dev:
+        parts.append(f"agree {dev['agreement']:.0%}, KL {dev['kl_mean']:.0e}")
+    return ", ".join(parts)

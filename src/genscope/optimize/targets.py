@@ -5,7 +5,7 @@ Two kinds, one per loop shape genscope optimizes:
 * :class:`DenoiseTarget` — a diffusion UNet's CFG denoise step(s): ``steps`` x (UNet on the
   batched conditional + unconditional latents, CFG combine, DDIM update), from seeded latents
   and a seeded text context.
-* :class:`DecodeTarget` (in :mod:`genscope.optimize.decode`) — an autoregressive decode loop:
+* :class:`DecodeTarget` (in :mod:`genscope.optimize.decode_target`) — an autoregressive decode loop:
   prefill the prompt, then ``new_tokens`` greedy tokens through a KV cache.
 
 A target holds *state* (modules, dtype, attention implementation, memory format, compile

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-import genscope.tracing  # noqa: F401
+import genscope.api  # noqa: F401
 from genscope.workloads.components import _resolve
 from genscope.workloads.registry import all_workloads
 

@@ -197,7 +197,7 @@ def run_sweep(
     console: Console | None = None,
 ) -> SweepReport:
     """Run every point of ``spec`` not already in the store; see the module docstring."""
-    from genscope.commands._output import err_console
+    from genscope.console import err_console
     from genscope.store import write_run
 
     console = console or err_console

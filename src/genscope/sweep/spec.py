@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from genscope.errors import UserError, choices_error
+from genscope.workloads.base import parse_res
 
 #: Axis keys in grid order (outermost first); values are lists of ``genscope trace`` values.
 AXES: tuple[str, ...] = (
@@ -253,8 +254,6 @@ def _res(v: Any, bad: Any) -> tuple[int, int]:
     if isinstance(v, int):
         return v, v
     if isinstance(v, str):
-        from genscope.commands.trace import parse_res
-
         parsed = parse_res(v)
         assert parsed is not None
         return parsed
@@ -288,8 +287,8 @@ def make_point(
     index: int, workload: str, mode: str, hardware: str, settings: dict[str, Any]
 ) -> Point:
     """Resolve one point's settings through its workload; invalid ones keep their error."""
+    from genscope.api import check_dtype_supported
     from genscope.costmodel.hardware import get_hardware
-    from genscope.tracing import check_dtype_supported
     from genscope.workloads.base import Settings
     from genscope.workloads.registry import get_workload
 
@@ -313,7 +312,7 @@ def make_point(
 
 def expand(spec: SweepSpec) -> list[Point]:
     """Every combination of the axis values, in axis order; duplicates (same identity) once."""
-    from genscope.tracing import DEFAULT_HARDWARE
+    from genscope.api import DEFAULT_HARDWARE
 
     axes = dict(spec.axes)
     axes.setdefault("mode", ["analytic"])

@@ -26,7 +26,7 @@ def one_line(err: BaseException) -> str:
 
 def trace_point(task: dict[str, Any]) -> Any:
     """Trace one point without saving; the run is tagged with the sweep and the point id."""
-    from genscope.tracing import trace_workload
+    from genscope.api import trace_workload
     from genscope.workloads.base import Settings
 
     kwargs = {k: v for k, v in task["settings"].items() if v is not None}
@@ -34,7 +34,7 @@ def trace_point(task: dict[str, Any]) -> Any:
         kwargs["res"] = tuple(kwargs["res"])
     tags = {"sweep": task["sweep"], "point_id": task["point_id"]}
     if task["mode"] == "measured":
-        from genscope.capture.measured import measure_workload
+        from genscope.measure.run import measure_workload
 
         device = kwargs.pop("device", None) or "cpu"
         result = measure_workload(

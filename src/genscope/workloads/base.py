@@ -40,6 +40,22 @@ DTYPES: dict[str, torch.dtype] = {
 OPTION_NAMES = ("res", "frames", "steps", "cfg", "batch", "prompt_len", "new_tokens", "variant")
 
 
+def parse_res(text: str | None) -> tuple[int, int] | None:
+    """``512`` or ``512x768`` (height x width); ``None`` stays ``None`` (workload default)."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise UserError(f"--res takes N or HxW (e.g. 512 or 576x1024), got {text!r}") from None
+    if len(values) == 1:
+        return values[0], values[0]
+    if len(values) == 2:
+        return values[0], values[1]
+    raise UserError(f"--res takes N or HxW (e.g. 512 or 576x1024), got {text!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that determines one run of a workload. ``None`` means "workload default"."""

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from genscope.errors import UserError, choices_error
-from genscope.numerics._threads import torch_threads
+from genscope.machine.threads import torch_threads
 from genscope.numerics.attention_ref import (
     baseline_attention,
     deviation,

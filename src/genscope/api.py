@@ -15,15 +15,15 @@ import pandas as pd
 import torch
 from torch import nn
 
+from genscope.analyses.summary import summarize
 from genscope.capture.analytic import AnalyticCapture
 from genscope.capture.attention_impl import ATTENTION_CHOICES
 from genscope.capture.context import AxisRules, Runner
 from genscope.costmodel.hardware import HardwareSpec, get_hardware
 from genscope.costmodel.roofline import apply_roofline
-from genscope.environment import environment
 from genscope.errors import UserError, choices_error
+from genscope.machine.environment import environment
 from genscope.store import new_run_id, write_run
-from genscope.summary import summarize
 from genscope.workloads.base import Built, Settings, Workload
 from genscope.workloads.components import count_params
 from genscope.workloads.registry import get_workload

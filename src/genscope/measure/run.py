@@ -5,7 +5,7 @@ rows as the analytic capture, with ``measured_s`` filled in, plus wall time, mem
 idle/overhead figures. One measured run is, in order:
 
 1. **Memory guard.** The workload runs once on ``meta`` under a live-bytes counter
-   (:func:`genscope.capture.memory.predict_peak`); if weights + peak activations exceed the
+   (:func:`genscope.measure.guard.predict_peak`); if weights + peak activations exceed the
    memory available on the device, the run is refused (``--force`` overrides) before anything
    is built or written.
 2. **Build** the components with real (random, seeded) weights on the device.
@@ -16,7 +16,7 @@ idle/overhead figures. One measured run is, in order:
    (device synchronised around each): the end-to-end ``wall_s`` median/min/max/spread, and the
    **peak memory** (the highest of those passes).
    With ``min_seconds``, more timed passes until they span that long. With ``state_probe_s``,
-   a machine-state probe (:mod:`genscope.capture.machine_state`) runs around every pass and
+   a machine-state probe (:mod:`genscope.machine.state`) runs around every pass and
    gives its state factor (``machine_state`` in the summary).
 5. **Profiled pass(es)**, spread evenly among the timed passes (with as many as there are
    timed passes: timed 1, profiled 1, timed 2, …), so that both see the same spells of a
@@ -66,18 +66,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genscope.calibrate import _Contention
 from genscope.capture import observer
 from genscope.capture.attention_impl import MathAttention
 from genscope.capture.context import Runner
-from genscope.capture.machine_state import ProbeLog
-from genscope.capture.memory import (
-    MemoryPrediction,
-    PeakMemory,
-    available_bytes,
-    human_bytes,
-    predict_peak,
-)
 from genscope.capture.profiling import (
     Attribution,
     MarkedRunner,
@@ -94,8 +85,17 @@ from genscope.capture.profiling import (
 from genscope.costmodel.hardware import HardwareSpec, get_hardware, local_spec_path
 from genscope.costmodel.taxonomy import module_decides_category
 from genscope.errors import UserError, choices_error
+from genscope.machine.state import ProbeLog
+from genscope.machine.timing import summarize_samples, synchronize
+from genscope.measure.calibrate import _Contention
+from genscope.measure.guard import (
+    MemoryPrediction,
+    PeakMemory,
+    available_bytes,
+    human_bytes,
+    predict_peak,
+)
 from genscope.schema import events_frame
-from genscope.timing import summarize_samples, synchronize
 from genscope.workloads.base import Built, Settings, Workload
 from genscope.workloads.registry import get_workload
 
@@ -153,7 +153,7 @@ def resolve_hardware(hardware: str | HardwareSpec | None, device: str) -> Hardwa
     local = f"{torch.device(device).type}-local"
     if local_spec_path(local).is_file():
         return get_hardware(local)
-    from genscope.tracing import DEFAULT_HARDWARE
+    from genscope.api import DEFAULT_HARDWARE
 
     return get_hardware(DEFAULT_HARDWARE)
 
@@ -675,9 +675,9 @@ def measure_workload(
     oversubscribed CPU one thread avoids OpenMP barrier stalls that make timings erratic.
     See the module docstring for the passes and which figure comes from which.
     """
+    from genscope.analyses.summary import summarize
+    from genscope.api import TraceResult, _meta, check_dtype_supported, trace_built
     from genscope.store import new_run_id, write_run
-    from genscope.summary import summarize
-    from genscope.tracing import TraceResult, _meta, check_dtype_supported, trace_built
 
     say = progress or (lambda msg: None)
     check_device(device)
@@ -821,7 +821,7 @@ def measure_workload(
                     "probe_reference_s": probes.reference() if probes is not None else None,
                     "timed": timed_states,
                     "profiled": [p.state for p in passes],
-                    "source": "genscope.capture.machine_state: mean of the probes around each "
+                    "source": "genscope.machine.state: mean of the probes around each "
                     "pass / the op model's reference probe time (none without one)",
                 },
                 **peak.to_dict(),
@@ -887,12 +887,12 @@ def overhead_ratio(
     modules get markers), then ``rounds`` rounds of a plain and a profiled pass back to back.
     The ratio is the median of the per-round ratios: the two passes of a round run within a
     fraction of a second, in the same state of a VM whose speed moves 1.5–2.5x over seconds
-    (see :mod:`genscope.capture.machine_state`), whereas the fastest plain and the fastest
+    (see :mod:`genscope.machine.state`), whereas the fastest plain and the fastest
     profiled pass may come from different states (one run here: fastest plain 71 ms, the
     next fastest 84 ms; fastest-of-each ratio 1.32, per-round median 1.20). The
     fastest-of-each ratio is reported beside it.
     """
-    from genscope.tracing import trace_built
+    from genscope.api import trace_built
 
     wl = get_workload(workload)
     s = wl.resolve(replace(settings, device=device))

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from genscope.numerics._threads import torch_threads
+from genscope.machine.threads import torch_threads
 from genscope.optimize.figures import plot_levers, stages_frame
 
 if TYPE_CHECKING:
-    from genscope.report.build import ReportContext
+    from genscope.report.context import ReportContext
     from genscope.report.html import Section
 
 LABEL = "measured (cpu)"
@@ -43,7 +43,7 @@ def _live(quick: bool) -> list[dict[str, Any]]:
 
 
 def levers_section(ctx: ReportContext) -> list[Section]:
-    from genscope.optimize.bench import latest_bench
+    from genscope.bench.optimize import latest_bench
     from genscope.report.html import Section
 
     live = _live(ctx.quick)
@@ -123,6 +123,6 @@ def levers_section(ctx: ReportContext) -> list[Section]:
 
 
 def _dev_text(dev: dict[str, Any]) -> str:
-    from genscope.commands.optimize import deviation_text
+    from genscope.optimize.deviation import deviation_text
 
     return deviation_text(dev)

@@ -34,6 +34,7 @@ import torch
 
 from genscope.optimize import TargetSpec, optimize
 from genscope.paths import home
+from genscope.store import jsonable
 
 SD15_ROW = {
     "name": "sd15 UNet denoise step (full, 256x256, CFG)",
@@ -96,7 +97,7 @@ def bench_optimize(
 
 
 def _progress(stage: Any) -> None:
-    from genscope.commands._output import err_console
+    from genscope.console import err_console
 
     d = stage.to_dict()
     first = f", first call {d['first_call_s']:.1f} s" if d["first_call_s"] else ""
@@ -131,13 +132,12 @@ def _row(row: dict[str, Any], res: dict[str, Any], quick: bool) -> dict[str, Any
 def _store(out: dict[str, Any]) -> None:
     """Keep the result for ``genscope report`` (best effort: a read-only home is fine)."""
     try:
-        from genscope.commands._output import _clean
-        from genscope.environment import environment
+        from genscope.machine.environment import environment
 
         d = home() / "optimize"
         d.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        payload = json.dumps(_clean(out | {"environment": environment(), "stamp": stamp}))
+        payload = json.dumps(jsonable(out | {"environment": environment(), "stamp": stamp}))
         (d / f"bench-{stamp}.json").write_text(payload)
         tmp = d / ".bench-latest.json.tmp"
         tmp.write_text(payload)

@@ -14,12 +14,12 @@ from typing import Any
 from genscope.errors import choices_error
 
 BENCHES: dict[str, str] = {
-    "trace": "genscope.bench_trace:bench_trace",
-    "suite": "genscope.bench_trace:bench_suite",
-    "numerics": "genscope.numerics.bench:bench_numerics",
-    "validate": "genscope.validate:bench_validate",
-    "overhead": "genscope.capture.measured:bench_overhead",
-    "optimize": "genscope.optimize.bench:bench_optimize",
+    "trace": "genscope.bench.trace:bench_trace",
+    "suite": "genscope.bench.trace:bench_suite",
+    "numerics": "genscope.bench.numerics:bench_numerics",
+    "validate": "genscope.measure.validate:bench_validate",
+    "overhead": "genscope.measure.run:bench_overhead",
+    "optimize": "genscope.bench.optimize:bench_optimize",
 }
 
 

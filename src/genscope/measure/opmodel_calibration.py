@@ -49,10 +49,10 @@ activations and views in a pipeline: a 64-channel 3×3 convolution on a 4×4 inp
 in a hot loop and ~240 µs both there and inside tiny sd15.
 
 **Machine state.** These context-sensitive figures run in 15 rounds spread over the
-calibration, each round between probes of :mod:`genscope.capture.machine_state`, and every
+calibration, each round between probes of :mod:`genscope.machine.state`, and every
 figure is its median over the rounds divided by each round's state factor to the power of an
 exponent fitted on the reference code's rounds (library code slows ~0.6x as much, in log
-terms, as the probe; :func:`genscope.capture.machine_state.fit_exponent`): the model prices
+terms, as the probe; :func:`genscope.machine.state.fit_exponent`): the model prices
 the machine in its *reference state* (probe time ``state_probe_s``, ``state_exponent``), and
 validation puts measured passes in the same state. Hot-loop points above 2 ms (full-size
 models only) keep the median of three sweeps (see :func:`calibrate_op_model`).
@@ -95,8 +95,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genscope.capture.machine_state import ProbeLog, fit_exponent
 from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
+from genscope.machine.state import ProbeLog, fit_exponent
 
 #: 3: ops timed with genscope's op observer (measured mode's instrument since it replaced
 #: torch.profiler on CPU); 4: small ops and the framework overhead timed in context (see
@@ -193,12 +193,12 @@ class OpModel:
     calibration_s: float = 0.0
     contention: dict[str, Any] = field(default_factory=dict)
     #: the machine-state probe's time in the reference state all figures are given in (see
-    #: :mod:`genscope.capture.machine_state`); measured runs compare their probes with it
+    #: :mod:`genscope.machine.state`); measured runs compare their probes with it
     state_probe_s: float = math.nan
     #: the state factor of every timing of the calibration (1 = the reference state)
     state_factors: list[float] = field(default_factory=list)
     #: code runs ``factor ** state_exponent`` slower than in the reference state (see
-    #: :func:`genscope.capture.machine_state.fit_exponent`), and how that was obtained
+    #: :func:`genscope.machine.state.fit_exponent`), and how that was obtained
     state_exponent: float = 1.0
     state_exponent_source: str = ""
     version: int = OP_MODEL_VERSION
@@ -973,7 +973,7 @@ class _RoundTimer:
     after a pass of that rotation (:func:`_after_context_times`), and the reference code in a
     plain loop (:class:`_ReferenceTimer`). Rounds are spread over the calibration and every
     figure is its median over them in the reference machine state (see
-    :class:`~genscope.capture.machine_state.ProbeLog`).
+    :class:`~genscope.machine.state.ProbeLog`).
     """
 
     def __init__(
@@ -1043,13 +1043,13 @@ def calibrate_op_model(
     long passes (full-size models, seconds each), which average the VM's fast and slow
     spells. The others, the fixed costs and the reference-code figures are timed between
     machine-state probes and divided by their state factor (see
-    :class:`~genscope.capture.machine_state.ProbeLog`), medians over the rounds: they price
+    :class:`~genscope.machine.state.ProbeLog`), medians over the rounds: they price
     small pipelines, whose passes validation puts in the same reference state (its probe
     time is stored as ``state_probe_s``).
     """
     from datetime import UTC, datetime
 
-    from genscope.calibrate import _Contention
+    from genscope.measure.calibrate import _Contention
 
     tdtype = DTYPES[dtype]
     n_sweeps = sweeps or (1 if quick else SWEEPS)
@@ -1128,8 +1128,8 @@ def stored_op_model(spec: Any, dtype: str, threads: int) -> OpModel | None:
 
 def store_op_model(spec: Any, model: OpModel) -> Any:
     """Write ``model`` into the measured spec's ``extra["op_model"]`` (atomic save)."""
-    from genscope.calibrate import save_local_spec
     from genscope.costmodel.hardware import HardwareSpec
+    from genscope.measure.calibrate import save_local_spec
 
     d = spec.to_dict()
     extra = dict(d.get("extra") or {})
@@ -1140,7 +1140,7 @@ def store_op_model(spec: Any, model: OpModel) -> Any:
     d["sources"] = dict(d["sources"]) | {
         "extra.op_model": "genscope validate: per-class op-time curves and framework overhead "
         "per op, microbenchmarked with measured mode's op recorder (see "
-        "genscope.costmodel.calibrated)"
+        "genscope.measure.opmodel_calibration)"
     }
     d["status"] = dict(d["status"]) | {"extra.op_model": "measured"}
     new = HardwareSpec.from_dict(d)

@@ -12,13 +12,13 @@ from genscope.report.html import Section
 from genscope.workloads.base import Settings
 
 if TYPE_CHECKING:
-    from genscope.report.build import ReportContext
+    from genscope.report.context import ReportContext
 
 RUNS = (("sd15", Settings(size="tiny", steps=2)), ("chameleon-i2t", Settings(size="tiny")))
 
 
 def measured_section(ctx: ReportContext) -> list[Section]:
-    from genscope.capture.measured import measure_workload
+    from genscope.measure.run import measure_workload
 
     rows = []
     for name, settings in RUNS:

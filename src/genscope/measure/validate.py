@@ -5,7 +5,7 @@ category, what two models predicted for the *same op-event rows*:
 
 * **roofline** — the plain per-op roofline on ``cpu-local`` (``genscope calibrate``):
   ``max(flops / peak, bytes / bandwidth) + dispatch_overhead_s``;
-* **calibrated** — :class:`genscope.costmodel.calibrated.OpModel`: per-shape-class op-time
+* **calibrated** — :class:`genscope.measure.opmodel_calibration.OpModel`: per-shape-class op-time
   curves from microbenchmarks plus a per-op framework overhead, stored in the ``cpu-local``
   calibration (``extra["op_model"]``) and measured on first use or with ``--recalibrate``.
 
@@ -14,7 +14,7 @@ What "measured" means here (stated in every result):
 * **end to end**, passes up to 1 s (the tiny and small pipelines): the median over the
   uninstrumented passes (15, and at least 10 s of them) of process CPU time / the pass's
   *state factor* (the machine-state probe around the pass, see
-  :mod:`genscope.capture.machine_state`, over its time in the op model's reference state) to
+  :mod:`genscope.machine.state`, over its time in the op model's reference state) to
   the op model's ``state_exponent``. This VM runs seconds to minutes at a time 1.5–2.5x
   slower than its fastest, so a calibration and a run a minute apart disagree by that much
   raw; the op model is given in its reference state and the run is put in it. The errors
@@ -50,10 +50,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from genscope.capture.measured import measure_workload, torch_threads
-from genscope.costmodel.calibrated import OpModel, ensure_op_model
 from genscope.costmodel.hardware import get_hardware, local_spec_path
 from genscope.errors import UserError
+from genscope.measure.opmodel_calibration import OpModel, ensure_op_model
+from genscope.measure.run import measure_workload, torch_threads
 from genscope.workloads.base import Settings
 
 E2E_TARGET_PCT = 25.0
@@ -85,10 +85,10 @@ def _in_reference_state(
     summary: dict[str, Any], basis: str, exponent: float
 ) -> tuple[float, float] | None:
     """(end-to-end seconds, op-time scale) in the op model's machine state, from the state
-    factors of the passes (:mod:`genscope.capture.machine_state`); None without them.
+    factors of the passes (:mod:`genscope.machine.state`); None without them.
 
     End to end: the median over the timed passes of their time / their state factor **
-    ``exponent`` (the op model's, see genscope.capture.machine_state.fit_exponent). Op times:
+    ``exponent`` (the op model's, see genscope.machine.state.fit_exponent). Op times:
     1 / the median such factor of the profiled passes they come from. Only for passes
     up to STATE_PASS_MAX_S: the probes around a longer pass say little about the states it
     ran through (the VM changes state every few seconds), and it averages them anyway.
@@ -133,11 +133,11 @@ def compare(events: pd.DataFrame, summary: dict[str, Any], model: OpModel | None
         measured_basis = (
             f"median over the uninstrumented passes of process CPU time / state factor ** "
             f"{exponent:.2f} (the machine in the op model's reference state, by "
-            "genscope.capture.machine_state; one thread)"
+            "genscope.machine.state; one thread)"
         )
     else:
         # the machine state of the fastest timed pass: the timed passes on either side of
-        # each profiled pass tell how much slower it ran (genscope.capture.measured._state_scale)
+        # each profiled pass tell how much slower it ran (genscope.measure.run._state_scale)
         e2e_meas = e2e_fastest
         state = float(summary.get("profiled_state_scale") or 1.0) if single_thread else 1.0
         measured_basis = (
@@ -382,7 +382,7 @@ def bench_validate(recalibrate: bool = True, threads: int = 1) -> dict[str, Any]
         "name": "validate",
         "device": "cpu",
         "threads": threads,
-        "model": "calibrated op model (genscope.costmodel.calibrated) on cpu-local",
+        "model": "calibrated op model (genscope.measure.opmodel_calibration) on cpu-local",
         "targets": {"e2e_error_pct": E2E_TARGET_PCT, "max_share_error_pts": SHARE_TARGET_PTS},
         "measured": (
             f"measured (cpu), process CPU time with one thread (= idle-machine wall time): tiny "

@@ -11,8 +11,6 @@ from typing import Any
 
 import torch
 
-import genscope
-
 PACKAGES = ("torch", "diffusers", "transformers", "pandas", "numpy")
 
 
@@ -37,7 +35,7 @@ def git_sha() -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=Path(genscope.__file__).parent,
+            cwd=Path(__file__).parent,
             capture_output=True,
             text=True,
             timeout=5,
@@ -50,7 +48,7 @@ def git_sha() -> str | None:
 @cache
 def environment() -> dict[str, Any]:
     return {
-        "genscope": genscope.__version__,
+        "genscope": _version("genscope"),
         "packages": {p: _version(p) for p in PACKAGES},
         "python": platform.python_version(),
         "cpu": cpu_model(),

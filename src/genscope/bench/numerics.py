@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from genscope.numerics.attention_ref import tile_sizes
+from genscope.numerics.experiments import Case, SweepConfig, run_cases
 from genscope.numerics.precision import DTYPES
-from genscope.numerics.sweep import Case, SweepConfig, run_cases
 
 TARGET_S = 60.0
 SEQ_LENS = (128, 256, 512, 1024, 2048, 4096)

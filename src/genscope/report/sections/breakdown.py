@@ -1,0 +1,68 @@
+"""Report section: Operator breakdown by category, baseline (math) vs flash attention (Golden et
+al. Fig. 3).
+"""
+
+from __future__ import annotations
+
+from genscope.analyses.breakdown import category_breakdown, plot_category_breakdown
+from genscope.report.context import ReportContext
+from genscope.report.html import Section
+from genscope.workloads.registry import all_workloads
+
+
+def breakdown_section(ctx: ReportContext) -> list[Section]:
+    ctx.prefetch(ctx.suite_plan("math") | ctx.suite_plan("flash"))
+    math_runs, flash_runs = ctx.suite("math"), ctx.suite("flash")
+    runs = {}
+    for name in flash_runs:
+        runs[f"{name} (math)"] = math_runs[name].events
+        runs[f"{name} (flash)"] = flash_runs[name].events
+    table = category_breakdown(runs)
+    flash_only = table[table["run"].str.endswith("(flash)")].copy()
+    flash_only["workload"] = flash_only["run"].str.removesuffix(" (flash)")
+    fam = {wl.name: wl.family for wl in all_workloads()}
+    task = {wl.name: wl.task for wl in all_workloads()}
+    flash_only["family"] = flash_only["workload"].map(fam)
+    flash_only["task"] = flash_only["workload"].map(task)
+    diff = flash_only[(flash_only.task == "tti") & flash_only.family.str.startswith("diffusion")]
+    conv = diff[diff.category == "conv"]
+    if len(conv):
+        top = conv.loc[conv["share"].idxmax()]
+        ctx.find(
+            "conv_share_diffusion",
+            top["share"],
+            f"{top['share']:.0%} ({top['workload']})",
+            f"range over diffusion TTI: {conv['share'].min():.0%}–{conv['share'].max():.0%}",
+        )
+    trans = flash_only[(flash_only.task == "tti") & ~flash_only.family.str.startswith("diffusion")]
+    lin = trans[trans.category == "linear"]
+    if len(lin):
+        top = lin.loc[lin["share"].idxmax()]
+        ctx.find(
+            "linear_share_transformer",
+            top["share"],
+            f"{top['share']:.0%} ({top['workload']})",
+            f"range over transformer TTI: {lin['share'].min():.0%}–{lin['share'].max():.0%}",
+        )
+    figs = [
+        plot_category_breakdown(
+            table[table["run"].str.endswith("(math)")], f"Baseline (math) attention — {ctx.label}"
+        ),
+        plot_category_breakdown(
+            table[table["run"].str.endswith("(flash)")], f"Flash attention — {ctx.label}"
+        ),
+    ]
+    return [
+        Section(
+            "breakdown",
+            "Operator-category breakdown: baseline vs Flash attention",
+            ctx.label,
+            figures=figs,
+            table=table,
+            notes=[
+                "Share of predicted end-to-end time per operator category, each "
+                "workload at its default settings (fp32); llama is the LLM reference."
+            ],
+            data_files=[ctx.write_data("breakdown", table)],
+        )
+    ]

@@ -1,0 +1,61 @@
+"""Report section: Prefill vs decode composition of the autoregressive workloads."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from genscope.analyses import decode
+from genscope.report.context import ReportContext
+from genscope.report.html import Section
+
+
+def decode_section(ctx: ReportContext) -> list[Section]:
+    flash_runs = ctx.suite("flash")
+    ar = [n for n, r in flash_runs.items() if (r.events.phase == "decode").any()]
+    sections = []
+    shares = []
+    for name in ar:
+        ev = flash_runs[name].events
+        comp = decode.step_composition(ev)
+        kv = decode.kv_cache_bytes(ev)
+        dec = ev[ev.phase == "decode"]
+        t = (dec.predicted_s * dec["count"]).groupby(dec.category).sum()
+        shares.append(
+            {
+                "workload": name,
+                "linear_share": t.get("linear", 0) / t.sum(),
+                "attention_share": t.get("attention", 0) / t.sum(),
+            }
+        )
+        sections.append(
+            Section(
+                f"decode-{name}",
+                f"Decode composition and KV-cache growth: {name}",
+                ctx.label,
+                figures=[decode.plot_decode(comp, kv, f"{name} — {ctx.label}")],
+                data_files=[
+                    ctx.write_data(f"decode_{name}", comp),
+                    ctx.write_data(f"kv_{name}", kv),
+                ],
+            )
+        )
+    if shares:
+        table = pd.DataFrame(shares)
+        llm = table[table.workload.isin(["llama", "chameleon"])]
+        if len(llm):
+            ctx.find(
+                "linear_llm",
+                float(llm.linear_share.min()),
+                ", ".join(f"{r.workload} {r.linear_share:.0%}" for r in llm.itertuples()),
+            )
+        sections.insert(
+            0,
+            Section(
+                "decode",
+                "Autoregressive decode: linear vs attention",
+                ctx.label,
+                table=table,
+                data_files=[ctx.write_data("decode_shares", table)],
+            ),
+        )
+    return sections

@@ -27,7 +27,8 @@ from genscope.capture.profiling import (
 from genscope.cli import main
 from genscope.costmodel.hardware import get_hardware
 from genscope.errors import UserError
-from genscope.measure.run import join, marked_modules, marker_path, profiled_pass
+from genscope.measure.join import join, marked_modules, marker_path
+from genscope.measure.passes import profiled_pass
 from genscope.workloads.base import Settings
 from genscope.workloads.registry import get_workload
 
@@ -52,7 +53,7 @@ def test_profiled_ops_match_the_analytic_capture(workload, settings, recorder, m
     of the same configuration; categories of profiled ops come from the recorded names and
     the taxonomy, independently of the analytic rows. Both recorders: genscope's op observer
     and torch.profiler (the fallback)."""
-    import genscope.measure.run as measured
+    import genscope.measure.passes as measured
 
     if recorder == "observer":
         assert measured.instrument("cpu") == "observer", observer_error()
@@ -194,7 +195,7 @@ def test_measured_run_cli_json_trace_and_store(tmp_path, monkeypatch, capsys):
 
 
 def test_profiled_passes_spread_evenly_over_the_timed_ones():
-    from genscope.measure.run import _spread
+    from genscope.measure.passes import spread as _spread
 
     assert _spread(6, 60) == {0, 10, 20, 30, 40, 50}
     assert _spread(2, 3) == {0, 1}
@@ -203,21 +204,21 @@ def test_profiled_passes_spread_evenly_over_the_timed_ones():
 
 
 def test_min_seconds_adds_timed_passes_and_a_state_probe_times_every_pass():
+    from genscope.measure.passes import PassPlan
     from genscope.measure.run import measure_workload
 
     one = measure_workload(
-        "chameleon", Settings(size="tiny"), repeats=1, warmup=1, profiled_passes=2, save=False
+        "chameleon",
+        Settings(size="tiny"),
+        plan=PassPlan(repeats=1, warmup=1, profiled_passes=2),
+        save=False,
     )
     assert one.summary["wall_s"]["repeats"] == 1
     assert one.summary["machine_state"]["probe_reference_s"] is None  # no reference, no probe
     span = measure_workload(
         "chameleon",
         Settings(size="tiny"),
-        repeats=1,
-        warmup=1,
-        profiled_passes=2,
-        min_seconds=0.5,
-        state_probe_s=1e-3,
+        plan=PassPlan(repeats=1, warmup=1, profiled_passes=2, min_seconds=0.5, state_probe_s=1e-3),
         save=False,
     )
     timed = span.summary["wall_s"]["repeats"]
@@ -228,7 +229,9 @@ def test_min_seconds_adds_timed_passes_and_a_state_probe_times_every_pass():
     assert len(state["timed"]) == timed and len(state["profiled"]) == 2
     assert all(0 < f < 1e3 for f in state["timed"] + state["profiled"])
     with pytest.raises(UserError, match="min-seconds"):
-        measure_workload("chameleon", Settings(size="tiny"), min_seconds=-1.0, save=False)
+        measure_workload(
+            "chameleon", Settings(size="tiny"), plan=PassPlan(min_seconds=-1.0), save=False
+        )
 
 
 def test_overhead_ratio_is_the_median_of_paired_rounds():
@@ -236,7 +239,7 @@ def test_overhead_ratio_is_the_median_of_paired_rounds():
     the median of their ratios; the fastest-of-each ratio is reported beside it."""
     import statistics
 
-    from genscope.measure.run import overhead_ratio
+    from genscope.bench.overhead import overhead_ratio
 
     r = overhead_ratio("chameleon", Settings(size="tiny"), rounds=3, threads=1)
     pairs = [p / q for p, q in zip(r["profiled_s"], r["plain_s"], strict=True)]
@@ -246,10 +249,10 @@ def test_overhead_ratio_is_the_median_of_paired_rounds():
 
 
 def test_memory_guard_refuses_before_any_run(tmp_path, monkeypatch, capsys):
-    import genscope.measure.run as measured
+    import genscope.measure.guard as guard
 
     monkeypatch.setenv("GENSCOPE_HOME", str(tmp_path))
-    monkeypatch.setattr(measured, "available_bytes", lambda device: (1_000_000, "test limit"))
+    monkeypatch.setattr(guard, "available_bytes", lambda device: (1_000_000, "test limit"))
     argv = ["genscope", "trace", "sd15", "--size", "tiny", "--mode", "measured"]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exit_info:

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genscope.measure.opmodel_calibration import Curve, LinearFit, OpModel, op_classes
-from genscope.measure.validate import compare
+from genscope.analyses.validation import compare
+from genscope.costmodel.opmodel import Curve, LinearFit, OpModel, op_classes
 from genscope.schema import events_frame
 
 
@@ -132,8 +132,8 @@ def test_conv_class_follows_the_path_torch_takes(x, w, threads):
     import torch.nn.functional as F
     from torch.profiler import profile
 
-    from genscope.measure.opmodel_calibration import conv_class
-    from genscope.measure.run import torch_threads
+    from genscope.costmodel.opmodel import conv_class
+    from genscope.machine.threads import torch_threads
 
     conv = F.conv3d if len(x) == 5 else F.conv2d
     shapes = ";".join("[" + ",".join(map(str, s)) + "]" for s in (x, w))
@@ -300,7 +300,7 @@ def test_round_figures_are_divided_by_their_state_factor():
 
 
 def test_state_scale_compares_each_profiled_pass_with_the_timed_passes_around_it():
-    from genscope.measure.run import _state_scale
+    from genscope.measure.passes import state_scale as _state_scale
 
     # timed pass i precedes profiled pass i; fastest timed pass: 10
     assert _state_scale([10.0, 20.0, 10.0, 20.0], [0, 2]) == pytest.approx(10 / 15)
@@ -367,9 +367,9 @@ def test_in_context_times_split_the_rotation_per_case():
 
 def test_validate_cli_defaults_match_the_library():
     from genscope.commands import validate as cli
-    from genscope.measure.validate import VALIDATE_MIN_SECONDS, VALIDATE_REPEATS
+    from genscope.measure.validate import VALIDATION_PLAN
 
-    assert (cli.REPEATS, cli.MIN_SECONDS) == (VALIDATE_REPEATS, VALIDATE_MIN_SECONDS)
+    assert (VALIDATION_PLAN.repeats, VALIDATION_PLAN.min_seconds) == (cli.REPEATS, cli.MIN_SECONDS)
 
 
 def test_overhead_is_priced_at_each_components_library_rate():

@@ -71,34 +71,20 @@ def check_dtype_supported(hw: HardwareSpec, dtype: str) -> None:
         )
 
 
-def _finish(
-    run_id: str,
-    meta: dict[str, Any],
-    events: pd.DataFrame,
-    hw: HardwareSpec,
-    save: bool,
-    output: Any = None,
-) -> TraceResult:
-    """``events``: the capture's op-event table (:meth:`AnalyticCapture.table`)."""
-    events["run_id"] = run_id
-    events = apply_roofline(events, hw)
-    summary = summarize(events)
-    path = str(write_run(run_id, meta, events, summary)) if save else None
-    return TraceResult(run_id, meta, events, summary, path, output)
-
-
-def _meta(
+def run_meta(
     run_id: str,
     workload: str,
     settings: dict[str, Any],
     hw: HardwareSpec,
     params: dict[str, int],
     extra: dict[str, Any],
+    mode: str = "analytic",
 ) -> dict[str, Any]:
+    """run.json of one run: what ran, on which spec, when, in which environment."""
     return {
         "run_id": run_id,
         "workload": workload,
-        "mode": "analytic",
+        "mode": mode,
         "hardware": hw.name,
         "hardware_spec": hw.to_dict(),
         "settings": settings,
@@ -108,6 +94,29 @@ def _meta(
         "sweep": None,
         **extra,
     }
+
+
+def assemble_run(
+    meta: dict[str, Any],
+    events: pd.DataFrame,
+    hw: HardwareSpec,
+    *,
+    save: bool,
+    output: Any = None,
+    enrich: Callable[[pd.DataFrame, dict[str, Any]], None] | None = None,
+) -> TraceResult:
+    """The one run assembler of both capture paths: roofline → summarize → (enrich) → write.
+
+    ``events`` is a capture's op-event table; ``enrich`` adds to the summary in place (the
+    measured figures of a measured run) before the run is written.
+    """
+    events["run_id"] = meta["run_id"]
+    events = apply_roofline(events, hw)
+    summary = summarize(events)
+    if enrich is not None:
+        enrich(events, summary)
+    path = str(write_run(meta["run_id"], meta, events, summary)) if save else None
+    return TraceResult(meta["run_id"], meta, events, summary, path, output)
 
 
 def trace_workload(
@@ -152,7 +161,7 @@ def trace_built(
     with torch.no_grad(), capture:
         output = wl.generate(built, s, runner)
     run_id = new_run_id(wl.name)
-    meta = _meta(
+    meta = run_meta(
         run_id,
         wl.name,
         s.to_dict(),
@@ -167,7 +176,7 @@ def trace_built(
             **(extra_meta or {}),
         },
     )
-    return _finish(run_id, meta, capture.table(), hw, save, output)
+    return assemble_run(meta, capture.table(), hw, save=save, output=output)
 
 
 def trace(
@@ -219,5 +228,5 @@ def trace(
     run_id = new_run_id(label)
     settings = {"size": "custom", "dtype": None, "attention": attention}
     params = {c: count_params(m) for c, m in components.items()}
-    meta = _meta(run_id, label, settings, hw, params, {})
-    return _finish(run_id, meta, capture.table(), hw, save, output)
+    meta = run_meta(run_id, label, settings, hw, params, {})
+    return assemble_run(meta, capture.table(), hw, save=save, output=output)

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from genscope.machine.threads import torch_threads
 from genscope.optimize import TargetSpec, optimize
 from genscope.paths import home
 from genscope.store import jsonable
@@ -62,12 +63,9 @@ def bench_optimize(
     """Run both stacks; return ``{"rows": [{workload, speedup, deviation, stages, ...}]}``."""
     quick = bool(int(os.environ.get("GENSCOPE_BENCH_QUICK", "0"))) if quick is None else quick
     threads = threads or int(os.environ.get("GENSCOPE_BENCH_THREADS", "0")) or 1
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
     t0 = time.perf_counter()
     rows = []
-    try:
+    with torch_threads(threads):
         for row in (SD15_ROW, CHAMELEON_ROW):
             spec = row["spec"]
             if quick:
@@ -80,13 +78,11 @@ def bench_optimize(
                 on_stage=_progress,
             )
             rows.append(_row(row, result.to_dict(), quick))
-    finally:
-        torch.set_num_threads(before)
     out = {
         "name": "optimize",
         "mode": "measured (cpu)" if not torch.cuda.is_available() else "measured (cuda)",
         "quick": quick,
-        "threads": threads or before,
+        "threads": threads,
         "repeats": repeats,
         "warmup": warmup,
         "elapsed_s": time.perf_counter() - t0,

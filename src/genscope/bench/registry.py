@@ -17,8 +17,8 @@ BENCHES: dict[str, str] = {
     "trace": "genscope.bench.trace:bench_trace",
     "suite": "genscope.bench.trace:bench_suite",
     "numerics": "genscope.bench.numerics:bench_numerics",
-    "validate": "genscope.measure.validate:bench_validate",
-    "overhead": "genscope.measure.run:bench_overhead",
+    "validate": "genscope.bench.validate:bench_validate",
+    "overhead": "genscope.bench.overhead:bench_overhead",
     "optimize": "genscope.bench.optimize:bench_optimize",
 }
 

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from genscope.commands._output import emit_json, err_console, out_console
 from genscope.errors import UserError
+from genscope.machine.threads import torch_threads
 from genscope.optimize.deviation import deviation_text
 from genscope.workloads.base import parse_res
 
@@ -20,7 +21,7 @@ def _fmt_s(x: float | None) -> str:
 
 
 def _fmt_bytes(n: float | None) -> str:
-    from genscope.measure.guard import human_bytes
+    from genscope.machine.memory import human_bytes
 
     return "—" if n is None else human_bytes(n)
 
@@ -133,16 +134,13 @@ def register(app: typer.Typer) -> None:
                 f"[dim]stage {d['stage']} {d['lever']}: {d['status']}{first}[/] {note}"
             )
 
-        before = torch.get_num_threads()
-        if threads:
-            torch.set_num_threads(threads)
-        try:
-            with err_console.status(f"optimizing {workload} ({size}) on {dev}"):
-                result = optimize(
-                    spec, levers, warmup=warmup, repeats=repeats, on_stage=progress
-                ).to_dict()
-        finally:
-            torch.set_num_threads(before)
+        with (
+            torch_threads(threads or None) as used_threads,
+            err_console.status(f"optimizing {workload} ({size}) on {dev}"),
+        ):
+            result = optimize(
+                spec, levers, warmup=warmup, repeats=repeats, on_stage=progress
+            ).to_dict()
         result["settings"] = {
             "size": size,
             "res": list(spec.res) if spec.res else None,
@@ -150,7 +148,7 @@ def register(app: typer.Typer) -> None:
             "prompt_len": prompt_len,
             "new_tokens": new_tokens,
             "batch": batch,
-            "threads": threads or before,
+            "threads": used_threads,
             "repeats": repeats,
             "warmup": warmup,
         }

@@ -190,6 +190,7 @@ def register(app: typer.Typer) -> None:
             new_tokens=new_tokens,
         )
         if mode == "measured":
+            from genscope.measure.passes import PassPlan
             from genscope.measure.run import measure_workload
 
             def progress(msg: str) -> None:
@@ -199,13 +200,15 @@ def register(app: typer.Typer) -> None:
                 workload,
                 settings,
                 device=device or "cpu",
-                repeats=3 if repeats is None else repeats,
-                warmup=1 if warmup is None else warmup,
+                plan=PassPlan(
+                    repeats=3 if repeats is None else repeats,
+                    warmup=1 if warmup is None else warmup,
+                    profiled_passes=1 if profiled_passes is None else profiled_passes,
+                ),
                 hardware=hardware,
                 trace_out=trace_out,
                 force=force,
                 threads=threads,
-                profiled_passes=1 if profiled_passes is None else profiled_passes,
                 progress=progress,
             ).to_json()
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import typer
 from rich.table import Table
@@ -10,8 +11,8 @@ from rich.table import Table
 from genscope.commands._output import emit_json, out_console
 from genscope.workloads.base import Settings, parse_res
 
-#: = genscope.measure.validate.VALIDATE_REPEATS and VALIDATE_MIN_SECONDS (not
-#: imported: the CLI starts without torch)
+#: = genscope.measure.validate.VALIDATION_PLAN's repeats and min_seconds (not imported here:
+#: the measurement stack loads diffusers and transformers, which `genscope --help` should not)
 REPEATS = 15
 MIN_SECONDS = 10.0
 
@@ -96,7 +97,7 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Predicted (analytic on cpu-local) vs measured, per category and end to end."""
-        from genscope.measure.validate import validate_workload
+        from genscope.measure.validate import VALIDATION_PLAN, validate_workload
 
         settings = Settings(
             size=size,  # type: ignore[arg-type]
@@ -119,9 +120,7 @@ def register(app: typer.Typer) -> None:
             workload,
             settings,
             threads=threads,
-            repeats=repeats,
-            min_seconds=min_seconds,
-            warmup=warmup,
+            plan=replace(VALIDATION_PLAN, repeats=repeats, min_seconds=min_seconds, warmup=warmup),
             recalibrate=recalibrate,
             force=force,
             progress=progress,

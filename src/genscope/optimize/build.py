@@ -83,7 +83,7 @@ def build_target(spec: TargetSpec) -> Target:
 
 
 def _fits(params: int, device: str, what: str) -> None:
-    from genscope.measure.guard import available_bytes, human_bytes
+    from genscope.machine.memory import available_bytes, human_bytes
 
     need = params * 4 * 1.3  # fp32 weights + activations/workspace headroom
     have, source = available_bytes(device)

@@ -13,7 +13,7 @@ Each following stage adds one lever to everything before it. Per stage:
 * the first call, timed on its own: for compiled stages it includes the compilation and is
   reported as ``compile_s`` (first call − steady-state median), never in the latency;
 * memory: the stage's weight bytes, and the peak of its calls
-  (:class:`~genscope.measure.guard.PeakMemory`: CUDA max allocated, or the process RSS
+  (:class:`~genscope.machine.memory.PeakMemory`: CUDA max allocated, or the process RSS
   high-water mark on CPU) — absolute (``peak_memory_bytes``, which includes the weights of the
   other stages kept alive for interleaving) and above the level at call start
   (``peak_delta_bytes``: activations, workspaces, KV cache);
@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from genscope.machine.memory import PeakMemory
 from genscope.machine.timing import Timing, summarize_samples, synchronize
-from genscope.measure.guard import PeakMemory
 from genscope.optimize.base import Branch, Lever, LeverContext, LeverSkipped
 from genscope.optimize.deviation import tolerance_text, within
 from genscope.optimize.targets import Target
@@ -233,7 +233,7 @@ def _rounds(group: list[_Live], warmup: int, repeats: int) -> None:
 
 
 def _room_for_copy(target: Target) -> bool:
-    from genscope.measure.guard import available_bytes
+    from genscope.machine.memory import available_bytes
 
     have, _ = available_bytes(target.device)
     return have > 2.5 * target.weight_bytes()

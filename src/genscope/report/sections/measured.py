@@ -18,11 +18,14 @@ RUNS = (("sd15", Settings(size="tiny", steps=2)), ("chameleon-i2t", Settings(siz
 
 
 def measured_section(ctx: ReportContext) -> list[Section]:
+    from genscope.measure.passes import PassPlan
     from genscope.measure.run import measure_workload
 
     rows = []
     for name, settings in RUNS:
-        r = measure_workload(name, settings, repeats=2 if ctx.quick else 3, threads=1)
+        r = measure_workload(
+            name, settings, plan=PassPlan(repeats=2 if ctx.quick else 3), threads=1
+        )
         ctx.runs[f"{name}-measured"] = r
         for phase, b in r.summary["overhead"]["by_phase"].items():
             rows.append(

@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from genscope.console import err_console
+from genscope.machine.environment import environment
 from genscope.machine.threads import torch_threads
 from genscope.optimize import TargetSpec, optimize
 from genscope.paths import home
@@ -93,7 +95,6 @@ def bench_optimize(
 
 
 def _progress(stage: Any) -> None:
-    from genscope.console import err_console
 
     d = stage.to_dict()
     first = f", first call {d['first_call_s']:.1f} s" if d["first_call_s"] else ""
@@ -128,8 +129,6 @@ def _row(row: dict[str, Any], res: dict[str, Any], quick: bool) -> dict[str, Any
 def _store(out: dict[str, Any]) -> None:
     """Keep the result for ``genscope report`` (best effort: a read-only home is fine)."""
     try:
-        from genscope.machine.environment import environment
-
         d = home() / "optimize"
         d.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")

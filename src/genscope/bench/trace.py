@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from genscope.api import DEFAULT_HARDWARE, trace_built
+from genscope.api import DEFAULT_HARDWARE, trace_built, trace_workload
 from genscope.costmodel.hardware import get_hardware
 from genscope.workloads.base import Settings
 from genscope.workloads.registry import all_workloads, get_workload
@@ -65,7 +65,6 @@ def bench_suite() -> dict[str, Any]:
     rows = []
     for wl in all_workloads():
         t0 = time.perf_counter()
-        from genscope.api import trace_workload
 
         trace_workload(wl, Settings(size="full"), save=False)
         rows.append({"workload": wl.name, "seconds": time.perf_counter() - t0})

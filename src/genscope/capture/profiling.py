@@ -55,8 +55,9 @@ import torch
 from torch import nn
 from torch._C._profiler import _RecordFunctionFast
 
+from genscope.capture import observer
 from genscope.capture.context import Runner, T
-from genscope.capture.observer import Recorded
+from genscope.capture.observer import Observer, Recorded
 from genscope.costmodel.taxonomy import SDPA_NAMES, categorize
 
 MOD_PREFIX = "gs/mod "
@@ -424,7 +425,6 @@ class OpRecorder:
     ``result`` (or the recorder itself) goes to :func:`events_from_profiler`."""
 
     def __init__(self, device: str = "cpu") -> None:
-        from genscope.capture import observer
 
         self.device = device
         self.uses_observer = torch.device(device).type == "cpu" and observer.available()
@@ -433,8 +433,6 @@ class OpRecorder:
 
     def __enter__(self) -> OpRecorder:
         if self.uses_observer:
-            from genscope.capture.observer import Observer
-
             self._rec = Observer(self.device)
         else:
             from torch.profiler import ProfilerActivity, profile

@@ -1,4 +1,8 @@
-"""``genscope optimize``: stack optimization levers on a workload and measure every stage."""
+"""``genscope optimize``: stack optimization levers on a workload and measure every stage.
+
+The optimize package builds models (diffusers, transformers): it is imported inside the
+functions that need it, so that `genscope --help` does not load those libraries.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from rich.table import Table
 from genscope.commands._output import emit_json, err_console, out_console
 from genscope.errors import UserError
 from genscope.machine.threads import torch_threads
-from genscope.optimize.deviation import deviation_text
 from genscope.workloads.base import parse_res
 
 
@@ -28,6 +31,8 @@ def _fmt_bytes(n: float | None) -> str:
 
 def print_result(result: dict[str, Any]) -> None:
     """One table row per stage (stdout); skipped and rejected levers say why."""
+    from genscope.optimize.deviation import deviation_text
+
     out_console.print(
         f"[bold]{result['workload']}[/] ({result['kind']}) — {result['mode']}; "
         f"baseline: {result['baseline']}"

@@ -26,6 +26,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from genscope.capture.attention_impl import MathAttention
 from genscope.capture.context import Runner
 from genscope.errors import UserError
 from genscope.machine.memory import available_bytes, human_bytes
@@ -101,8 +102,6 @@ def predict_peak(wl: Workload, s: Settings) -> MemoryPrediction:
     live = LiveBytes()
     modes: list[Any] = [] if s.attention == "math" else [_ShapeOnlySDPA()]
     if s.attention == "math":
-        from genscope.capture.attention_impl import MathAttention
-
         modes = [MathAttention()]
     with torch.no_grad(), contextlib.ExitStack() as stack:
         for mode in modes:

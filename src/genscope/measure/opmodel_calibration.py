@@ -93,6 +93,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genscope.capture.profiling import Markers, OpRecorder, attribute, events_from_profiler
+from genscope.costmodel.hardware import HardwareSpec
 from genscope.costmodel.opmodel import (
     DTYPES,
     Curve,
@@ -101,7 +103,9 @@ from genscope.costmodel.opmodel import (
     packet_name,
     stored_op_model,
 )
+from genscope.machine.contention import Contention
 from genscope.machine.state import ProbeLog, fit_exponent
+from genscope.measure.calibrate import save_local_spec
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -112,7 +116,6 @@ ProgressFn = Callable[[str, int, int], None]
 def _recorded_ops(prof: Any) -> list[tuple[str, float]]:
     """(op packet, host seconds) of every dispatch-level op in a finished recording, in issue
     order — the same rule and instrument as measured mode's ``measured_s``."""
-    from genscope.capture.profiling import Markers, attribute, events_from_profiler
 
     return [
         (packet_name(op.op), op.host_s)
@@ -127,7 +130,6 @@ def _top_level_ops(prof: Any, only: str | None = None) -> list[float]:
 
 def _profile() -> Any:
     """Records ops with measured mode's instrument (the op observer, else torch.profiler)."""
-    from genscope.capture.profiling import OpRecorder
 
     return OpRecorder("cpu")
 
@@ -755,8 +757,6 @@ def calibrate_op_model(
     """
     from datetime import UTC, datetime
 
-    from genscope.machine.contention import Contention
-
     tdtype = DTYPES[dtype]
     n_sweeps = sweeps or (1 if quick else SWEEPS)
     n_rounds = rounds or (2 if quick else ROUNDS)
@@ -827,8 +827,6 @@ def calibrate_op_model(
 
 def store_op_model(spec: Any, model: OpModel) -> Any:
     """Write ``model`` into the measured spec's ``extra["op_model"]`` (atomic save)."""
-    from genscope.costmodel.hardware import HardwareSpec
-    from genscope.measure.calibrate import save_local_spec
 
     d = spec.to_dict()
     extra = dict(d.get("extra") or {})

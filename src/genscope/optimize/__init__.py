@@ -11,8 +11,8 @@ latency, throughput, compile time, peak memory and output deviation per stage.
 Everything here is measured on the local device and labelled ``measured (<device>)``.
 """
 
-from genscope.optimize.base import Lever, LeverContext, LeverSkipped
-from genscope.optimize.build import TargetSpec, build_target
+from genscope.optimize.base import Lever, LeverContext, LeverSkipped, target_kind
+from genscope.optimize.build import TargetSpec, build_target, resolve
 from genscope.optimize.levers import DEFAULT_STACK, LEVERS, parse_levers
 from genscope.optimize.stack import StackResult, Stage, run_stack
 
@@ -41,8 +41,6 @@ def optimize(
     on_stage=None,
 ) -> StackResult:
     """Build ``spec``'s baseline target and run the lever stack (``levers``: "a,b,c")."""
-    from genscope.optimize.base import target_kind
-    from genscope.optimize.build import resolve
 
     kind = target_kind(resolve(spec.workload))
     chosen, options = parse_levers(levers, kind)

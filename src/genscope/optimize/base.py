@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
-if TYPE_CHECKING:
-    from genscope.optimize.targets import Target
+from genscope.optimize.targets import Target
 
 Family = Literal[
     "attention", "precision", "layout", "compile", "fusion", "quantization", "decoding"

@@ -19,9 +19,11 @@ from typing import Any
 import torch
 
 from genscope.errors import UserError, choices_error
+from genscope.machine.memory import available_bytes, human_bytes
 from genscope.optimize.decode_target import DecodeTarget
 from genscope.optimize.targets import DenoiseTarget, Target
 from genscope.workloads.base import Settings, Workload
+from genscope.workloads.chameleon import image_grid, image_token_lut
 from genscope.workloads.components import build_component, count_params
 from genscope.workloads.registry import get_workload
 
@@ -83,7 +85,6 @@ def build_target(spec: TargetSpec) -> Target:
 
 
 def _fits(params: int, device: str, what: str) -> None:
-    from genscope.machine.memory import available_bytes, human_bytes
 
     need = params * 4 * 1.3  # fp32 weights + activations/workspace headroom
     have, source = available_bytes(device)
@@ -147,8 +148,6 @@ def _decode_target(wl: Workload, spec: TargetSpec) -> DecodeTarget:
     model = build_component(cfg, base_size, device=spec.device, overrides=overrides)  # type: ignore[arg-type]
     vocab, cfg_on, n_new, note = None, False, settings.new_tokens, ""
     if wl.name == "chameleon":
-        from genscope.workloads.chameleon import image_grid, image_token_lut
-
         vocab = image_token_lut(model, spec.device)
         cfg_on = bool(settings.cfg)
         n_new = spec.new_tokens or image_grid(model) ** 2

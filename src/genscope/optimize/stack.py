@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from genscope.machine.memory import PeakMemory
+from genscope.machine.memory import PeakMemory, available_bytes
 from genscope.machine.timing import Timing, summarize_samples, synchronize
 from genscope.optimize.base import Branch, Lever, LeverContext, LeverSkipped
 from genscope.optimize.deviation import tolerance_text, within
@@ -233,7 +233,6 @@ def _rounds(group: list[_Live], warmup: int, repeats: int) -> None:
 
 
 def _room_for_copy(target: Target) -> bool:
-    from genscope.machine.memory import available_bytes
 
     have, _ = available_bytes(target.device)
     return have > 2.5 * target.weight_bytes()

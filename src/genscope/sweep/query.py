@@ -12,6 +12,7 @@ from collections.abc import Callable
 import duckdb
 import pandas as pd
 
+from genscope.analyses.scaling import point_metrics
 from genscope.errors import UserError
 from genscope.paths import runs_dir
 
@@ -141,8 +142,7 @@ def sweep_table(name: str, metrics: Callable[[pd.DataFrame], dict] | None = None
     """One row per point: the run's settings plus ``metrics(events of that run)`` — by default
     :func:`genscope.analyses.scaling.point_metrics` — ready for ``scaling.exponents`` /
     ``plot_scaling`` (e.g. ``x="res_h"``)."""
-    if metrics is None:
-        from genscope.analyses.scaling import point_metrics as metrics
+    metrics = metrics or point_metrics
     runs = load_sweep_runs(name)
     events = load_sweep_events(name)
     rows = []

@@ -33,8 +33,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from genscope.console import err_console
 from genscope.errors import UserError
 from genscope.paths import home
+from genscope.store import write_run
 from genscope.sweep.executors import Executor
 from genscope.sweep.query import completed_points
 from genscope.sweep.spec import Point, SweepSpec
@@ -197,8 +199,6 @@ def run_sweep(
     console: Console | None = None,
 ) -> SweepReport:
     """Run every point of ``spec`` not already in the store; see the module docstring."""
-    from genscope.console import err_console
-    from genscope.store import write_run
 
     console = console or err_console
     started = time.perf_counter()

@@ -31,8 +31,12 @@ from typing import Any
 
 import yaml
 
+from genscope.api import DEFAULT_HARDWARE, check_dtype_supported
+from genscope.costmodel.hardware import get_hardware
 from genscope.errors import UserError, choices_error
-from genscope.workloads.base import parse_res
+from genscope.workloads.base import DTYPES, Settings, parse_res
+from genscope.workloads.components import SIZES
+from genscope.workloads.registry import get_workload
 
 #: Axis keys in grid order (outermost first); values are lists of ``genscope trace`` values.
 AXES: tuple[str, ...] = (
@@ -199,8 +203,6 @@ def _axis_values(axis: str, raw: Any, where: str) -> list[Any]:
 def _value(axis: str, v: Any, where: str) -> Any:
     """Normalize one axis value; closed sets and types are checked here, per-workload rules
     (which options a workload takes) when the grid is expanded."""
-    from genscope.workloads.base import DTYPES
-    from genscope.workloads.components import SIZES
 
     def bad(expected: str) -> UserError:
         return UserError(f"{where}: `{axis}` values must be {expected} (got {v!r})")
@@ -210,15 +212,11 @@ def _value(axis: str, v: Any, where: str) -> Any:
             raise bad("given (null is only allowed for options with a workload default)")
         return None
     if axis == "workloads":
-        from genscope.workloads.registry import get_workload
-
         if not isinstance(v, str):
             raise bad("workload names")
         get_workload(v)  # unknown name -> UserError naming the suite
         return v
     if axis == "hardware":
-        from genscope.costmodel.hardware import get_hardware
-
         if not isinstance(v, str):
             raise bad("hardware names")
         return get_hardware(v).name
@@ -287,10 +285,6 @@ def make_point(
     index: int, workload: str, mode: str, hardware: str, settings: dict[str, Any]
 ) -> Point:
     """Resolve one point's settings through its workload; invalid ones keep their error."""
-    from genscope.api import check_dtype_supported
-    from genscope.costmodel.hardware import get_hardware
-    from genscope.workloads.base import Settings
-    from genscope.workloads.registry import get_workload
 
     kwargs = {k: v for k, v in settings.items() if v is not None}
     if "res" in kwargs:
@@ -312,7 +306,6 @@ def make_point(
 
 def expand(spec: SweepSpec) -> list[Point]:
     """Every combination of the axis values, in axis order; duplicates (same identity) once."""
-    from genscope.api import DEFAULT_HARDWARE
 
     axes = dict(spec.axes)
     axes.setdefault("mode", ["analytic"])

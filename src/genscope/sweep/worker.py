@@ -15,7 +15,10 @@ import time
 import traceback
 from typing import Any
 
+from genscope.api import trace_workload
 from genscope.errors import UserError
+from genscope.measure.run import measure_workload
+from genscope.workloads.base import Settings
 
 
 def one_line(err: BaseException) -> str:
@@ -26,16 +29,12 @@ def one_line(err: BaseException) -> str:
 
 def trace_point(task: dict[str, Any]) -> Any:
     """Trace one point without saving; the run is tagged with the sweep and the point id."""
-    from genscope.api import trace_workload
-    from genscope.workloads.base import Settings
 
     kwargs = {k: v for k, v in task["settings"].items() if v is not None}
     if "res" in kwargs:
         kwargs["res"] = tuple(kwargs["res"])
     tags = {"sweep": task["sweep"], "point_id": task["point_id"]}
     if task["mode"] == "measured":
-        from genscope.measure.run import measure_workload
-
         device = kwargs.pop("device", None) or "cpu"
         result = measure_workload(
             task["workload"], Settings(**kwargs), device=device, hardware=task["hardware"],

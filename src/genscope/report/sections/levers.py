@@ -14,14 +14,15 @@ Two parts:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from genscope.bench.optimize import latest_bench
 from genscope.machine.threads import torch_threads
+from genscope.optimize import TargetSpec, optimize
+from genscope.optimize.deviation import deviation_text
 from genscope.optimize.figures import plot_levers, stages_frame
-
-if TYPE_CHECKING:
-    from genscope.report.context import ReportContext
-    from genscope.report.html import Section
+from genscope.report.context import ReportContext
+from genscope.report.html import Section
 
 LABEL = "measured (cpu)"
 LIVE_SD15 = "sdpa,bf16,channels_last,fused_qkv"
@@ -29,7 +30,6 @@ LIVE_DECODE = "sdpa,static_cache,bf16,int8_weight_only,image_head,speculative,ba
 
 
 def _live(quick: bool) -> list[dict[str, Any]]:
-    from genscope.optimize import TargetSpec, optimize
 
     repeats = 1 if quick else 2
     with torch_threads(1):
@@ -43,8 +43,6 @@ def _live(quick: bool) -> list[dict[str, Any]]:
 
 
 def levers_section(ctx: ReportContext) -> list[Section]:
-    from genscope.bench.optimize import latest_bench
-    from genscope.report.html import Section
 
     live = _live(ctx.quick)
     table = stages_frame(live)
@@ -123,6 +121,5 @@ def levers_section(ctx: ReportContext) -> list[Section]:
 
 
 def _dev_text(dev: dict[str, Any]) -> str:
-    from genscope.optimize.deviation import deviation_text
 
     return deviation_text(dev)

@@ -3,23 +3,19 @@ phase, the Lee et al. finding that token-by-token decoding is dominated by it.""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
 from matplotlib.figure import Figure
 
+from genscope.measure.passes import PassPlan
+from genscope.measure.run import measure_workload
+from genscope.report.context import ReportContext
 from genscope.report.html import Section
 from genscope.workloads.base import Settings
-
-if TYPE_CHECKING:
-    from genscope.report.context import ReportContext
 
 RUNS = (("sd15", Settings(size="tiny", steps=2)), ("chameleon-i2t", Settings(size="tiny")))
 
 
 def measured_section(ctx: ReportContext) -> list[Section]:
-    from genscope.measure.passes import PassPlan
-    from genscope.measure.run import measure_workload
 
     rows = []
     for name, settings in RUNS:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from genscope.numerics.drift import DriftConfig, drift_curves, run_drift
 from genscope.numerics.experiments import SweepConfig, run_sweep, summarize
 from genscope.numerics.figures import plot_drift, plot_precision, plot_seq_len, plot_tile_area
+from genscope.report.context import ReportContext
 from genscope.report.html import Section
-
-if TYPE_CHECKING:
-    from genscope.report.context import ReportContext
 
 LABEL = "measured (cpu)"
 

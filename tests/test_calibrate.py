@@ -11,8 +11,9 @@ import torch
 
 from genscope.costmodel.hardware import HardwareSpec, get_hardware, hardware_names
 from genscope.errors import UserError
+from genscope.machine.timing import time_calls
 from genscope.measure import calibrate as cal
-from genscope.measure.calibrate import calibrate, save_local_spec, time_calls
+from genscope.measure.calibrate import calibrate, save_local_spec
 
 CORE = (
     "matrix_peak.fp32",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
@@ -11,17 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from genscope.api import DEFAULT_HARDWARE, trace_built, trace_workload
 from genscope.costmodel.hardware import get_hardware
+from genscope.machine.timing import timed
 from genscope.workloads.base import Settings
 from genscope.workloads.registry import all_workloads, get_workload
-
-
-def _best_of(fn: Any, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def bench_trace(repeats: int = 3) -> dict[str, Any]:
@@ -43,17 +34,16 @@ def bench_trace(repeats: int = 3) -> dict[str, Any]:
     def genscope_pipeline() -> None:
         trace_built(wl, built, s, hw, save=False, collapse=True)
 
-    flop_counter_step(), genscope_pipeline()  # warm-up
-    ref = _best_of(flop_counter_step, repeats)
-    ours = _best_of(genscope_pipeline, repeats)
-    ratio = statistics.median(ours) / statistics.median(ref)
+    ref, _ = timed(flop_counter_step, warmup=1, repeats=repeats)
+    ours, _ = timed(genscope_pipeline, warmup=1, repeats=repeats)
+    ratio = ours.median / ref.median
     return {
         "name": "trace",
         "ratio": ratio,
         "target": 2.0,
         "meets_target": ratio <= 2.0,
-        "genscope_pipeline_s": {"median": statistics.median(ours), "all": ours},
-        "flopcounter_unet_step_s": {"median": statistics.median(ref), "all": ref},
+        "genscope_pipeline_s": {"median": ours.median, "all": list(ours.samples)},
+        "flopcounter_unet_step_s": {"median": ref.median, "all": list(ref.samples)},
         "what": "genscope analytic trace of full sd15 (CLIP + 50 CFG DDIM steps, traced once "
         "and counted x50, + VAE decode, 512²) / FlopCounterMode on one full UNet step (meta)",
         "repeats": repeats,

@@ -6,6 +6,7 @@ genscope is taken the same way.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -78,3 +79,35 @@ def timed(
         synchronize(device)
         samples.append(time.perf_counter() - t0)
     return summarize_samples(samples, warmup), out
+
+
+def time_calls(
+    fn: Callable[[], object],
+    sync: Callable[[], None],
+    *,
+    warmup: int,
+    repeats: int,
+    min_repeat_s: float,
+) -> tuple[list[float], int]:
+    """Seconds per call for each repeat, and the calls per repeat.
+
+    After ``warmup`` calls, one more timed call sizes the loop so a repeat lasts about
+    ``min_repeat_s``; the device is synchronised around every timed region.
+    """
+    for _ in range(warmup):
+        fn()
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    single = max(time.perf_counter() - t0, 1e-9)
+    calls = max(1, math.ceil(min_repeat_s / single))
+    per_call: list[float] = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        sync()
+        per_call.append((time.perf_counter() - t0) / calls)
+    return per_call, calls

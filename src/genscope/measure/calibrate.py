@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import platform
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +39,7 @@ import torch
 from genscope.costmodel.hardware import HardwareSpec, local_spec_path
 from genscope.errors import UserError, choices_error
 from genscope.machine.contention import Contention
+from genscope.machine.timing import time_calls
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
@@ -70,38 +69,6 @@ def _sync_fn(device: torch.device) -> Callable[[], None]:
     if device.type == "cuda":
         return lambda: torch.cuda.synchronize(device)
     return lambda: None
-
-
-def time_calls(
-    fn: Callable[[], object],
-    sync: Callable[[], None],
-    *,
-    warmup: int,
-    repeats: int,
-    min_repeat_s: float,
-) -> tuple[list[float], int]:
-    """Seconds per call for each repeat, and the calls per repeat.
-
-    After ``warmup`` calls, one more timed call sizes the loop so a repeat lasts about
-    ``min_repeat_s``; the device is synchronised around every timed region.
-    """
-    for _ in range(warmup):
-        fn()
-    sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    single = max(time.perf_counter() - t0, 1e-9)
-    calls = max(1, math.ceil(min_repeat_s / single))
-    per_call: list[float] = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        sync()
-        per_call.append((time.perf_counter() - t0) / calls)
-    return per_call, calls
 
 
 def _stats(samples: list[float], calls: int, **info: Any) -> dict[str, Any]:

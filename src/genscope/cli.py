@@ -1,6 +1,6 @@
 """The ``genscope`` command: a thin typer layer over the Python API.
 
-Command modules live in ``genscope.commands``; each exposes ``register(app)``. Errors the user
+Command modules live in ``genscope.commands``; each command module exposes ``register(app)``. Errors the user
 can fix (:class:`genscope.errors.UserError`) print one line on stderr and exit with code 2.
 """
 
@@ -22,9 +22,9 @@ app = typer.Typer(
 )
 
 for _info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-    if _info.name.startswith("_"):
-        continue
-    importlib.import_module(f"{commands.__name__}.{_info.name}").register(app)
+    _module = importlib.import_module(f"{commands.__name__}.{_info.name}")
+    if hasattr(_module, "register"):  # helpers (_output, options) register nothing
+        _module.register(app)
 
 
 def main() -> None:

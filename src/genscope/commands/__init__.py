@@ -1,2 +1,3 @@
-"""CLI command modules. Each module defines ``register(app: typer.Typer) -> None``;
-``genscope.cli`` discovers and registers every module in this package."""
+"""CLI command modules. Each command module defines ``register(app: typer.Typer) -> None``;
+``genscope.cli`` discovers and registers them. ``options`` declares the shared options once and
+``_output`` prints (one JSON object on stdout with ``--json``; humans read stderr)."""

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from genscope.commands import options
 from genscope.commands._output import emit_json, err_console, out_console
 from genscope.errors import UserError
 from genscope.machine.threads import torch_threads
@@ -97,12 +98,12 @@ def register(app: typer.Typer) -> None:
         ),
         repeats: int = typer.Option(3, help="Timed calls per stage (after warm-up)."),
         warmup: int = typer.Option(1, help="Untimed calls per stage (the first call counts)."),
-        prompt_len: int | None = typer.Option(None, help="Prompt tokens (autoregressive)."),
-        new_tokens: int | None = typer.Option(None, help="Generated tokens (autoregressive)."),
+        prompt_len: options.PromptLen = None,
+        new_tokens: options.NewTokens = None,
         batch: int = typer.Option(1, help="Baseline batch (images or prompts)."),
         device: str | None = typer.Option(None, help="cpu | cuda (default: cuda if available)."),
         threads: int | None = typer.Option(None, help="CPU intra-op threads (default: torch's)."),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+        json_out: options.Json = False,
     ) -> None:
         """Stack levers; per stage: latency, speedup, compile time, memory, output deviation."""
         from genscope.optimize import TargetSpec, build, optimize, parse_levers

@@ -7,9 +7,9 @@ import sys
 import typer
 from rich.table import Table
 
+from genscope.commands import options
 from genscope.commands._output import emit_json, err_console, out_console
 from genscope.errors import UserError, choices_error
-from genscope.workloads.base import Settings, parse_res
 
 
 def _fmt(x: float, unit: str) -> str:
@@ -115,7 +115,7 @@ def print_measured_summary(result: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("trace")
     def trace_cmd(
-        workload: str = typer.Argument(..., help="Workload name (see `genscope models`)."),
+        workload: options.Workload,
         size: str = typer.Option("full", help="full (published size, meta device) | tiny"),
         mode: str = typer.Option("analytic", help="analytic | measured"),
         hardware: str | None = typer.Option(
@@ -123,16 +123,16 @@ def register(app: typer.Typer) -> None:
             help="Spec for the roofline (`genscope hardware`); default a100-80g-sxm, or "
             "<device>-local for --mode measured when `genscope calibrate` has run.",
         ),
-        res: str | None = typer.Option(None, help="Image side N or HxW in pixels."),
-        frames: int | None = typer.Option(None, help="Video frames (video workloads)."),
-        steps: int | None = typer.Option(None, help="Denoising / decoding steps."),
-        batch: int = typer.Option(1, help="Prompts per batch (CFG doubles it inside)."),
-        cfg: bool | None = typer.Option(None, "--cfg/--no-cfg", help="Classifier-free guidance."),
-        dtype: str = typer.Option("fp32", help="fp32 | bf16 | fp16"),
-        attention: str = typer.Option("flash", help="flash (fused SDPA) | math (bmm-softmax-bmm)"),
-        variant: str | None = typer.Option(None, help="Model size variant, e.g. 7b."),
-        prompt_len: int | None = typer.Option(None, help="Prompt tokens (autoregressive)."),
-        new_tokens: int | None = typer.Option(None, help="Generated tokens (autoregressive)."),
+        res: options.Res = None,
+        frames: options.Frames = None,
+        steps: options.Steps = None,
+        batch: options.Batch = 1,
+        cfg: options.Cfg = None,
+        dtype: options.Dtype = "fp32",
+        attention: options.Attention = "flash",
+        variant: options.Variant = None,
+        prompt_len: options.PromptLen = None,
+        new_tokens: options.NewTokens = None,
         device: str | None = typer.Option(None, help="measured: cpu | cuda (default cpu)."),
         repeats: int | None = typer.Option(
             None, help="measured: uninstrumented timed passes for wall time (default 3)."
@@ -149,10 +149,8 @@ def register(app: typer.Typer) -> None:
         trace_out: str | None = typer.Option(
             None, "--trace-out", help="measured: write a Chrome/Perfetto trace JSON here."
         ),
-        force: bool = typer.Option(
-            False, "--force", help="measured: run even if predicted memory exceeds available."
-        ),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+        force: options.Force = False,
+        json_out: options.Json = False,
     ) -> None:
         """Trace a workload: every aten op → op-event table → roofline → run store.
 
@@ -176,9 +174,9 @@ def register(app: typer.Typer) -> None:
         if mode == "analytic" and any(v is not None for v in measured_only.values()):
             given = ", ".join(k for k, v in measured_only.items() if v is not None)
             raise UserError(f"{given} only apply to --mode measured")
-        settings = Settings(
-            size=size,  # type: ignore[arg-type]
-            res=parse_res(res),
+        settings = options.settings_from(
+            size=size,
+            res=res,
             frames=frames,
             steps=steps,
             batch=batch,

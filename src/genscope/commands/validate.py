@@ -8,8 +8,8 @@ from dataclasses import replace
 import typer
 from rich.table import Table
 
+from genscope.commands import options
 from genscope.commands._output import emit_json, out_console
-from genscope.workloads.base import Settings, parse_res
 
 #: = genscope.measure.validate.VALIDATION_PLAN's repeats and min_seconds (not imported here:
 #: the measurement stack loads diffusers and transformers, which `genscope --help` should not)
@@ -69,18 +69,18 @@ def print_validation(r: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate_cmd(
-        workload: str = typer.Argument(..., help="Workload name (see `genscope models`)."),
+        workload: options.Workload,
         size: str = typer.Option("tiny", help="tiny | full (full runs real weights here)."),
-        res: str | None = typer.Option(None, help="Image side N or HxW in pixels."),
-        frames: int | None = typer.Option(None, help="Video frames (video workloads)."),
-        steps: int | None = typer.Option(None, help="Denoising / decoding steps."),
-        batch: int = typer.Option(1, help="Prompts per batch."),
-        cfg: bool | None = typer.Option(None, "--cfg/--no-cfg", help="Classifier-free guidance."),
-        dtype: str = typer.Option("fp32", help="fp32 | bf16"),
-        attention: str = typer.Option("flash", help="flash | math"),
-        variant: str | None = typer.Option(None, help="Model size variant."),
-        prompt_len: int | None = typer.Option(None, help="Prompt tokens (autoregressive)."),
-        new_tokens: int | None = typer.Option(None, help="Generated tokens (autoregressive)."),
+        res: options.Res = None,
+        frames: options.Frames = None,
+        steps: options.Steps = None,
+        batch: options.Batch = 1,
+        cfg: options.Cfg = None,
+        dtype: options.Dtype = "fp32",
+        attention: options.Attention = "flash",
+        variant: options.Variant = None,
+        prompt_len: options.PromptLen = None,
+        new_tokens: options.NewTokens = None,
         threads: int = typer.Option(1, help="torch intra-op threads for the run and op model."),
         repeats: int = typer.Option(
             REPEATS, help="Uninstrumented timed passes (the fastest is compared)."
@@ -93,15 +93,15 @@ def register(app: typer.Typer) -> None:
         recalibrate: bool = typer.Option(
             False, "--recalibrate", help="Re-measure the op model (stored in cpu-local)."
         ),
-        force: bool = typer.Option(False, "--force", help="Skip the memory guard."),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+        force: options.Force = False,
+        json_out: options.Json = False,
     ) -> None:
         """Predicted (analytic on cpu-local) vs measured, per category and end to end."""
         from genscope.measure.validate import VALIDATION_PLAN, validate_workload
 
-        settings = Settings(
-            size=size,  # type: ignore[arg-type]
-            res=parse_res(res),
+        settings = options.settings_from(
+            size=size,
+            res=res,
             frames=frames,
             steps=steps,
             batch=batch,

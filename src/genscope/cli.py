@@ -1,7 +1,8 @@
 """The ``genscope`` command: a thin typer layer over the Python API.
 
-Command modules live in ``genscope.commands``; each command module exposes ``register(app)``. Errors the user
-can fix (:class:`genscope.errors.UserError`) print one line on stderr and exit with code 2.
+Command modules live in ``genscope.commands``; each command module exposes ``register(app)``.
+Errors the user can fix (:class:`genscope.errors.UserError`) print one line on stderr and exit
+with code 2.
 """
 
 import importlib

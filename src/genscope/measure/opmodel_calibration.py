@@ -106,6 +106,7 @@ from genscope.costmodel.opmodel import (
 from genscope.machine.contention import Contention
 from genscope.machine.state import ProbeLog, fit_exponent
 from genscope.measure.calibrate import save_local_spec
+from genscope.workloads.components import kv_cache
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -487,7 +488,7 @@ class _Reference(nn.Module):
                 self.tokens,
                 position_embeddings=blocks["rope"](self.tokens, torch.arange(prompt)[None]),
                 attention_mask=None,
-                past_key_values=self.cache,
+                **kv_cache(blocks["llama"], self.cache),
                 use_cache=True,
                 cache_position=torch.arange(prompt),
             )
@@ -502,7 +503,7 @@ class _Reference(nn.Module):
             self.new_token,
             position_embeddings=b["rope"](self.new_token, self.new_position),
             attention_mask=None,
-            past_key_values=self.cache,
+            **kv_cache(b["llama"], self.cache),
             use_cache=True,
             cache_position=self.new_cache_position,
         )

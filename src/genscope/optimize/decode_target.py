@@ -43,6 +43,7 @@ from transformers import DynamicCache, StaticCache
 
 from genscope.optimize import deviation
 from genscope.optimize.targets import Target
+from genscope.workloads.components import kv_cache
 
 
 @dataclass
@@ -160,7 +161,8 @@ class DecodeTarget(Target):
 
     def _forward_fn(self, body: nn.Module) -> Callable[[torch.Tensor, Any], torch.Tensor]:
         def forward(ids: torch.Tensor, cache: Any) -> torch.Tensor:
-            hidden = body(input_ids=ids, past_key_values=cache, use_cache=True).last_hidden_state
+            hidden = body(input_ids=ids, **kv_cache(body, cache), use_cache=True)
+            hidden = hidden.last_hidden_state
             return self._scores(hidden)
 
         return forward

@@ -28,7 +28,7 @@ from torch import nn
 from genscope.capture.context import AxisRules, Runner
 from genscope.errors import UserError
 from genscope.workloads.base import Built, Settings, Workload
-from genscope.workloads.components import ComponentConfig, load_component_config
+from genscope.workloads.components import ComponentConfig, kv_cache, load_component_config
 from genscope.workloads.llama import decoder_cache, generate_causal, greedy, prompt_ids
 
 CFG_SCALE = 6.0
@@ -75,7 +75,7 @@ class _Chameleon(Workload):
     @staticmethod
     def forward_fn(model: nn.Module) -> Any:
         def forward(ids: torch.Tensor, cache: Any) -> torch.Tensor:
-            hidden = model.model(input_ids=ids, past_key_values=cache, use_cache=True)
+            hidden = model.model(input_ids=ids, **kv_cache(model.model, cache), use_cache=True)
             return model.lm_head(hidden.last_hidden_state[:, -1:])[:, -1]
 
         return forward

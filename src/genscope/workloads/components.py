@@ -12,6 +12,7 @@ Weights are random: genscope characterizes architectures, it never loads checkpo
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -131,3 +132,18 @@ def build_component(
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def kv_cache(module: nn.Module, cache: Any) -> dict[str, Any]:
+    """The keyword argument that hands ``module.forward`` its KV cache.
+
+    transformers renamed ``past_key_values`` to ``cache`` (5.25 warns on the old name, 5.40
+    drops it); this passes whichever the installed version's ``forward`` takes, so genscope's
+    own decode loops neither warn nor break.
+    """
+    return {_cache_keyword(type(module)): cache}
+
+
+@cache
+def _cache_keyword(cls: type) -> str:
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"

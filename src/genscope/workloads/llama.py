@@ -18,6 +18,7 @@ from transformers import DynamicCache
 from genscope.capture.context import AxisRules, Runner
 from genscope.workloads.affine_decode import DecodeLoop, LoopReport, filled_cache
 from genscope.workloads.base import Built, Settings, Workload
+from genscope.workloads.components import kv_cache
 
 #: logits (rows, vocab) of the last position -> (tokens kept (batch,), next input ids (rows, 1))
 Sampler = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -118,7 +119,7 @@ class Llama(Workload):
         model = built.models["model"]
 
         def forward(ids: torch.Tensor, cache: Any) -> torch.Tensor:
-            out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = model(input_ids=ids, **kv_cache(model, cache), use_cache=True, logits_to_keep=1)
             return out.logits[:, -1]
 
         with run.phase("model", "prefill", step=0):

@@ -30,6 +30,7 @@ from transformers import DynamicCache, EncoderDecoderCache
 from genscope.capture.context import AxisRules, Runner
 from genscope.workloads.affine_decode import DecodeLoop, filled_cache
 from genscope.workloads.base import Built, Settings, Workload
+from genscope.workloads.components import kv_cache
 from genscope.workloads.llama import prompt_ids
 
 #: Guidance scale; its value does not change the trace (Parti's exact setting is not stated
@@ -85,7 +86,7 @@ class Parti(Workload):
             out = model(
                 encoder_outputs=(encoded,),
                 decoder_input_ids=ids,
-                past_key_values=cache,
+                **kv_cache(model, cache),
                 use_cache=True,
             )
             return out.logits[:, -1, offset:]  # image codes only

@@ -37,6 +37,7 @@ from transformers import DynamicCache, EncoderDecoderCache
 from genscope.capture.context import AxisRules, Runner
 from genscope.workloads.affine_decode import DecodeLoop, filled_cache
 from genscope.workloads.base import Built, Settings, Workload
+from genscope.workloads.components import kv_cache
 
 BEAMS = 5
 
@@ -108,7 +109,10 @@ class Seamless(Workload):
 
         def forward(ids: torch.Tensor, cache: EncoderDecoderCache) -> torch.Tensor:
             out = model.text_decoder(
-                input_ids=ids, encoder_hidden_states=encoded, past_key_values=cache, use_cache=True
+                input_ids=ids,
+                encoder_hidden_states=encoded,
+                **kv_cache(model.text_decoder, cache),
+                use_cache=True,
             )
             return model.lm_head(out.last_hidden_state[:, -1:])[:, -1]
 

@@ -85,8 +85,11 @@ def test_sdpa_equals_math_attention_fp32():
     base = unet()
     ref, _ = outputs(base)
     out, _ = outputs(applied(base.fork(False), "sdpa"))
-    assert (out.noise - ref.noise).abs().max() <= 1e-5
-    assert (out.latents - ref.latents).abs().max() <= 1e-5
+    # fp32 rounding only: ~100 ulps of outputs of order 1. CPUs differ in how their fused
+    # attention kernel orders the sums (1.19e-5 on an AVX2 EPYC, under 1e-5 with AVX-512); a
+    # wrong attention is off by order 1.
+    assert (out.noise - ref.noise).abs().max() <= 2e-5
+    assert (out.latents - ref.latents).abs().max() <= 2e-5
 
     t = chameleon()
     ref_tok, ref_logits = outputs(t)

@@ -278,7 +278,7 @@ def test_round_figures_are_divided_by_their_state_factor():
     twice the reference counts half; the reference code's overhead and prices alike."""
     import torch
 
-    from genscope.costmodel import calibrated
+    from genscope.measure import opmodel_calibration as calibrated
     from genscope.machine.state import ProbeLog
 
     probed = ProbeLog()
@@ -345,7 +345,7 @@ def test_in_context_times_split_the_rotation_per_case():
     refused rather than mis-split."""
     import torch
 
-    from genscope.costmodel import calibrated
+    from genscope.measure import opmodel_calibration as calibrated
 
     a = torch.randn(4, 8)
     w = torch.randn(8, 8)
@@ -416,7 +416,7 @@ def test_reference_loops_price_every_packet_the_reference_issues():
     price for every op packet it issues (views and GEMMs among them)."""
     import torch
 
-    from genscope.costmodel import calibrated
+    from genscope.measure import opmodel_calibration as calibrated
 
     overhead, prices = calibrated._reference_loops(torch.float32, quick=True)
     assert set(overhead) == set(prices) and overhead
@@ -433,7 +433,7 @@ def test_after_context_times_exclude_the_context_ops():
     leak into a single mm's figure."""
     import torch
 
-    from genscope.costmodel import calibrated
+    from genscope.measure import opmodel_calibration as calibrated
 
     a = torch.randn(64, 64)
     small = torch.randn(4)

@@ -1,4 +1,4 @@
-"""``genscope bench optimize``: the two stacked-lever targets of issue 6, measured in one run.
+"""``genscope bench optimize``: two stacked-lever targets, measured in one run.
 
 1. **sd15 UNet denoise step, full size** (859.5M parameters, real random weights) at a reduced
    resolution of 256x256 px (latents 32x32, CFG batch 2), one DDIM step: target ≥ 3.0x end to

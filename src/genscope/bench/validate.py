@@ -25,7 +25,7 @@ from genscope.measure.validate import (
 from genscope.workloads.base import Settings
 from genscope.workloads.registry import workload_names
 
-#: The configurations ``genscope bench validate`` reports (issue #4): (workload, settings, what,
+#: The configurations ``genscope bench validate`` reports: (workload, settings, what,
 #: pass plan). The full-size run is reduced (256², 2 steps) and uses fewer passes.
 BENCH_CASES: tuple[tuple[str, Settings, str, PassPlan], ...] = (
     ("sd15", Settings(size="tiny"), "tiny defaults: 64x64, 4 CFG DDIM steps", VALIDATION_PLAN),
@@ -51,7 +51,7 @@ BENCH_CASES: tuple[tuple[str, Settings, str, PassPlan], ...] = (
 
 
 def bench_validate(recalibrate: bool = True, threads: int = 1) -> dict[str, Any]:
-    """``genscope bench validate``: predicted vs measured for the issue's four configurations.
+    """``genscope bench validate``: predicted vs measured for four configurations.
 
     The op model is re-measured once at the start (same session as the measurements, so both
     see the same machine load) unless ``recalibrate`` is off; runs are not stored.

@@ -25,8 +25,7 @@ numerics_app = typer.Typer(
     no_args_is_help=True,
 )
 
-#: Workloads ``numerics model`` can run today. Generalized to every registered workload once
-#: ``genscope.workloads.registry`` lands; until then sd15's tiny UNet is built from its config.
+#: Workloads ``numerics model`` runs: sd15's tiny UNet, built from its shipped config.
 MODEL_WORKLOADS = ("sd15",)
 
 

@@ -30,15 +30,8 @@ import torch
 
 from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
 
-#: 3: ops timed with genscope's op observer (measured mode's instrument since it replaced
-#: torch.profiler on CPU); 4: small ops and the framework overhead timed in context (see
-#: :func:`_in_context_times`); 5: a per-(batch, head) term in the attention fit; 6: framework
-#: overhead per model library; 7: PyTorch's native k×k convolution path (``conv3n``) apart
-#: from oneDNN's; 8: mid-sized ops timed after the small-op rotation, framework overhead and
-#: small-op prices per library from its reference code in a plain loop, oneDNN convolutions'
-#: weight handling; 9: context-sensitive figures are the fastest of rounds spread over the
-#: calibration, with a machine-state probe. Models stored by older versions are re-measured
-#: on first use.
+#: The stored model's format and method; a stored model of another version is re-measured on
+#: first use (docs/history/op-model.md lists the versions).
 OP_MODEL_VERSION = 9
 GEMM_NAMES = frozenset({"mm", "addmm", "bmm", "baddbmm", "matmul", "addbmm", "dot", "linear"})
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -589,10 +589,8 @@ class _ReferenceTimer:
 
     The packet times price a library's small ops better than any rotation of isolated
     microbenchmarks: a view costs ~1.4 µs inside diffusers or transformers code, in tiny sd15
-    and in chameleon alike, and 4–6 µs between the rotation's cases. (Op model v4–v7 also ran
-    the rotation before every call here, for pipeline-cold module code; that priced the
-    overhead of tiny sd15, make-a-video and chameleon 1.25–1.9x above what they measure, the
-    plain loop within −23…+24 %.) CPU time (not wall) keeps neighbours' preemption out, and
+    and in chameleon alike, and 4–6 µs between the rotation's cases. CPU time (not wall) keeps
+    neighbours' preemption out, and
     every figure is a median over rounds (:meth:`round`: one plain and one recorded loop per
     library), each first divided by its round's machine-state factor.
     """

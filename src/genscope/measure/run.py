@@ -15,9 +15,9 @@ idle/overhead figures. One measured run is, in order:
 4. ``--warmup N`` more plain passes, then ``--repeats N`` **uninstrumented timed passes**
    (device synchronised around each): the end-to-end ``wall_s`` median/min/max/spread, and the
    **peak memory** (the highest of those passes).
-   With ``min_seconds``, more timed passes until they span that long. With ``state_probe_s``,
-   a machine-state probe (:mod:`genscope.machine.state`) runs around every pass and
-   gives its state factor (``machine_state`` in the summary).
+   The :class:`~genscope.measure.passes.PassPlan` may ask for more timed passes, until they
+   span ``min_seconds``, and for a machine-state probe (:mod:`genscope.machine.state`) around
+   every pass, whose state factors go into ``machine_state`` in the summary.
 5. **Profiled pass(es)**, spread evenly among the timed passes (with as many as there are
    timed passes: timed 1, profiled 1, timed 2, …), so that both see the same spells of a
    shared machine: every dispatch-level op recorded —

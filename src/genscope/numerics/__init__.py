@@ -6,7 +6,7 @@
 * :mod:`~genscope.numerics.drift`: weight drift of training runs, by Wasserstein distance.
 * :mod:`~genscope.numerics.figures`: matplotlib figures of those tables.
 * :mod:`~genscope.bench.numerics`: ``genscope bench numerics`` (sweep wall time).
-* :mod:`~genscope.numerics.tiny_sd15`: the tiny sd15 UNet as a test bed (until the registry).
+* :mod:`~genscope.numerics.tiny_sd15`: the tiny sd15 UNet as a test bed.
 
 Low precision is emulated (round after every op), so results are the same on any CPU.
 """

@@ -1,12 +1,14 @@
 """The CLI options every command shares, declared once.
 
 A command names a :class:`~genscope.workloads.base.Settings` field as ``res: options.Res =
-None`` and builds the settings with :func:`settings_from`; help texts and flags live here only.
+None`` and builds the settings with ``settings_from(locals())``; help texts and flags live here
+only.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import typer
 
@@ -29,31 +31,20 @@ Force = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
-def settings_from(
-    *,
-    size: str,
-    res: str | None = None,
-    frames: int | None = None,
-    steps: int | None = None,
-    batch: int = 1,
-    cfg: bool | None = None,
-    dtype: str = "fp32",
-    attention: str = "flash",
-    variant: str | None = None,
-    prompt_len: int | None = None,
-    new_tokens: int | None = None,
-) -> Settings:
-    """The Settings the shared options describe (``--res`` parsed)."""
-    return Settings(
-        size=size,  # type: ignore[arg-type]
-        res=parse_res(res),
-        frames=frames,
-        steps=steps,
-        batch=batch,
-        cfg=cfg,
-        dtype=dtype,
-        attention=attention,
-        variant=variant,
-        prompt_len=prompt_len,
-        new_tokens=new_tokens,
-    )
+#: The Settings fields a command takes as options of the same name.
+SETTING_OPTIONS = (
+    "size", "res", "frames", "steps", "batch", "cfg", "dtype", "attention", "variant",
+    "prompt_len", "new_tokens",
+)  # fmt: skip
+
+
+def settings_from(params: Mapping[str, Any]) -> Settings:
+    """The Settings a command's parameters describe (pass its ``locals()``; ``--res`` parsed).
+
+    Every name of :data:`SETTING_OPTIONS` the command declares is taken; the rest keep their
+    defaults.
+    """
+    given = {k: params[k] for k in SETTING_OPTIONS if k in params}
+    if "res" in given:
+        given["res"] = parse_res(given["res"])
+    return Settings(**given)

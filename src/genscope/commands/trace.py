@@ -174,19 +174,7 @@ def register(app: typer.Typer) -> None:
         if mode == "analytic" and any(v is not None for v in measured_only.values()):
             given = ", ".join(k for k, v in measured_only.items() if v is not None)
             raise UserError(f"{given} only apply to --mode measured")
-        settings = options.settings_from(
-            size=size,
-            res=res,
-            frames=frames,
-            steps=steps,
-            batch=batch,
-            cfg=cfg,
-            dtype=dtype,
-            attention=attention,
-            variant=variant,
-            prompt_len=prompt_len,
-            new_tokens=new_tokens,
-        )
+        settings = options.settings_from(locals())
         if mode == "measured":
             from genscope.measure.passes import PassPlan
             from genscope.measure.run import measure_workload

@@ -99,19 +99,7 @@ def register(app: typer.Typer) -> None:
         """Predicted (analytic on cpu-local) vs measured, per category and end to end."""
         from genscope.measure.validate import VALIDATION_PLAN, validate_workload
 
-        settings = options.settings_from(
-            size=size,
-            res=res,
-            frames=frames,
-            steps=steps,
-            batch=batch,
-            cfg=cfg,
-            dtype=dtype,
-            attention=attention,
-            variant=variant,
-            prompt_len=prompt_len,
-            new_tokens=new_tokens,
-        )
+        settings = options.settings_from(locals())
 
         def progress(msg: str) -> None:
             print(f"genscope: validate: {msg}", file=sys.stderr, flush=True)

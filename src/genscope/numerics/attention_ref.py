@@ -88,15 +88,30 @@ def mask_bias(
 
 
 def _prepare(
-    q: Tensor, k: Tensor, v: Tensor, prec: Precision, scale: float | None
-) -> tuple[Tensor, Tensor, Tensor, float]:
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    prec: Precision,
+    scale: float | None,
+    attn_mask: Tensor | None,
+    is_causal: bool,
+) -> tuple[Tensor, Tensor, Tensor, float, Tensor | None]:
+    """Checked shapes, inputs rounded to storage precision, the scale, and the mask bias."""
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise UserError(
             f"q/k/v shapes do not match: q {tuple(q.shape)}, k {tuple(k.shape)}, "
             f"v {tuple(v.shape)}; expected [..., N_q, d], [..., N_kv, d], [..., N_kv, d_v]"
         )
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    return prec.round_storage(q), prec.round_storage(k), prec.round_storage(v), scale
+    bias = mask_bias(
+        q.shape[-2],
+        k.shape[-2],
+        attn_mask=attn_mask,
+        is_causal=is_causal,
+        dtype=prec.work,
+        device=q.device,
+    )
+    return prec.round_storage(q), prec.round_storage(k), prec.round_storage(v), scale, bias
 
 
 class _InPlace:
@@ -167,15 +182,7 @@ def baseline_attention(
     P·V (storage). Returns a tensor of the storage dtype.
     """
     prec = Precision.of(dtype, accum)
-    q, k, v, scale = _prepare(q, k, v, prec, scale)
-    bias = mask_bias(
-        q.shape[-2],
-        k.shape[-2],
-        attn_mask=attn_mask,
-        is_causal=is_causal,
-        dtype=prec.work,
-        device=q.device,
-    )
+    q, k, v, scale, bias = _prepare(q, k, v, prec, scale, attn_mask, is_causal)
     s = _scores(q, k, scale, bias, prec)
     p = prec.round_storage(torch.softmax(s, dim=-1))
     out = prec.round_storage(p @ v)
@@ -307,15 +314,7 @@ def flash_reference(
     if swap_order:
         block_r, block_c = block_c, block_r
     check_tiles(q.shape[-2], k.shape[-2], block_r, block_c)
-    q, k, v, scale = _prepare(q, k, v, prec, scale)
-    bias = mask_bias(
-        q.shape[-2],
-        k.shape[-2],
-        attn_mask=attn_mask,
-        is_causal=is_causal,
-        dtype=prec.work,
-        device=q.device,
-    )
+    q, k, v, scale, bias = _prepare(q, k, v, prec, scale, attn_mask, is_causal)
     if bias is not None:  # a view with an explicit row dimension, so row tiles can slice it
         bias = bias.expand(torch.broadcast_shapes(bias.shape, (*q.shape[:-1], k.shape[-2])))
     if not loop_rows:

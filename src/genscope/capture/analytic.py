@@ -31,16 +31,9 @@ from genscope.capture.meta_cache import MetaOpCache
 from genscope.capture.modules import Frame, ModuleStack
 from genscope.costmodel.ops import TensorMeta, cost_of, sdpa_cost
 from genscope.costmodel.taxonomy import SDPA_NAMES, categorize, is_attention_module
+from genscope.dtypes import dtype_name
 from genscope.schema import events_frame
 
-DTYPE_NAMES = {
-    torch.float32: "fp32",
-    torch.float16: "fp16",
-    torch.bfloat16: "bf16",
-    torch.float64: "fp64",
-    torch.int8: "int8",
-    torch.float8_e4m3fn: "fp8",
-}
 _CROSS_PATH_HINTS = (
     "attn2",
     "encoder_attn",
@@ -234,7 +227,7 @@ class Recorder:
             category="attention",
             input_shapes=_shapes((mq, mk, mv, mmask) if mmask else (mq, mk, mv)),
             output_shapes="[" + ",".join(map(str, (*q.shape[:-1], v.shape[-1]))) + "]",
-            dtype=DTYPE_NAMES.get(q.dtype, str(q.dtype)),
+            dtype=dtype_name(q.dtype),
             unit=cost.unit,
             flops=cost.flops,
             bytes_read=cost.bytes_read,
@@ -253,7 +246,7 @@ class Recorder:
 def _dtype_of(args: Any, out: Any) -> str:
     for x in (*(out if isinstance(out, tuple | list) else (out,)), *args):
         if isinstance(x, TensorMeta) and x.dtype.is_floating_point:
-            return DTYPE_NAMES.get(x.dtype, str(x.dtype).removeprefix("torch."))
+            return dtype_name(x.dtype)
     return ""
 
 

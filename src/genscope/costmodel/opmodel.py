@@ -29,12 +29,12 @@ import pandas as pd
 import torch
 
 from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
+from genscope.dtypes import TORCH_DTYPES
 
 #: The stored model's format and method; a stored model of another version is re-measured on
 #: first use (docs/history/op-model.md lists the versions).
 OP_MODEL_VERSION = 9
 GEMM_NAMES = frozenset({"mm", "addmm", "bmm", "baddbmm", "matmul", "addbmm", "dot", "linear"})
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -265,7 +265,7 @@ def _weight_bytes(input_shapes: str, dtype: str) -> float:
     shapes = _shapes(input_shapes)
     if len(shapes) < 2:
         return 0.0
-    size = DTYPES[dtype].itemsize if dtype in DTYPES else 4
+    size = TORCH_DTYPES[dtype].itemsize if dtype in TORCH_DTYPES else 4
     return float(math.prod(shapes[1]) * size)
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from genscope.costmodel.hardware import HardwareSpec, local_spec_path
+from genscope.dtypes import subset
 from genscope.errors import UserError, choices_error
 from genscope.machine.contention import Contention
 from genscope.machine.timing import time_calls
@@ -62,7 +63,8 @@ FULL = Plan((512, 1024, 2048), (2**15, 2**16, 2**17, 2**18, 2**20, 2**22), 256 *
 #: (a 4 MiB copy stays in cache).
 QUICK = Plan((64, 128), (2**12, 2**14), 4 * 2**20, 0.002)
 
-_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
+#: The dtypes whose peaks calibration measures.
+_DTYPES: dict[str, torch.dtype] = subset("fp32", "bf16")
 
 
 def _sync_fn(device: torch.device) -> Callable[[], None]:

@@ -96,13 +96,13 @@ from torch import nn
 from genscope.capture.profiling import Markers, OpRecorder, attribute, events_from_profiler
 from genscope.costmodel.hardware import HardwareSpec
 from genscope.costmodel.opmodel import (
-    DTYPES,
     Curve,
     LinearFit,
     OpModel,
     packet_name,
     stored_op_model,
 )
+from genscope.dtypes import TORCH_DTYPES
 from genscope.machine.contention import Contention
 from genscope.machine.state import ProbeLog, fit_exponent
 from genscope.measure.calibrate import save_local_spec
@@ -756,7 +756,7 @@ def calibrate_op_model(
     """
     from datetime import UTC, datetime
 
-    tdtype = DTYPES[dtype]
+    tdtype = TORCH_DTYPES[dtype]
     n_sweeps = sweeps or (1 if quick else SWEEPS)
     n_rounds = rounds or (2 if quick else ROUNDS)
     contention = Contention()

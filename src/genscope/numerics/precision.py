@@ -14,15 +14,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from genscope.dtypes import subset
 from genscope.errors import choices_error
 
 #: Formats the Golden et al. sweep covers ("from BF16 to FP64").
-DTYPES: dict[str, torch.dtype] = {
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-    "fp32": torch.float32,
-    "fp64": torch.float64,
-}
+DTYPES: dict[str, torch.dtype] = subset("bf16", "fp16", "fp32", "fp64")
 #: Significand bits including the implicit leading bit (the paper's x-axis is mantissa bits).
 MANTISSA_BITS: dict[str, int] = {"bf16": 8, "fp16": 11, "fp32": 24, "fp64": 53}
 #: Unit roundoff 2**-bits: the relative error of one round-to-nearest.

@@ -26,9 +26,8 @@ import torch
 from torch import nn
 
 from genscope.capture.attention_impl import MathAttention
+from genscope.dtypes import dtype_name
 from genscope.optimize import deviation
-
-DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 @dataclass
@@ -117,7 +116,7 @@ class Target(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {
-            "dtype": DTYPE_NAMES.get(self.dtype, str(self.dtype)),
+            "dtype": dtype_name(self.dtype),
             "attention": self.attention,
             "compile": self.compile.describe() if self.compile else None,
         }

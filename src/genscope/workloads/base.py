@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from genscope.capture.context import AxisRules, Runner
+from genscope.dtypes import subset
 from genscope.errors import UserError, choices_error
 from genscope.workloads.components import (
     SIZES,
@@ -31,11 +32,8 @@ Family = Literal[
     "diffusion-unet", "diffusion-dit", "masked-token", "autoregressive", "encoder-decoder",
     "recommender",
 ]  # fmt: skip
-DTYPES: dict[str, torch.dtype] = {
-    "fp32": torch.float32,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-}
+#: The dtypes a workload runs in.
+DTYPES: dict[str, torch.dtype] = subset("fp32", "bf16", "fp16")
 #: Options each workload may accept; a workload lists the subset that is meaningful for it.
 OPTION_NAMES = ("res", "frames", "steps", "cfg", "batch", "prompt_len", "new_tokens", "variant")
 

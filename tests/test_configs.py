@@ -1,35 +1,63 @@
 """Every shipped component config: the full size matches its published parameter count
 (within 1%) and the tiny size builds on CPU. Sources are in each config's JSON."""
 
+import re
+
 import pytest
 
 from genscope.workloads.components import all_component_configs, build_component, count_params
 
-#: Configs whose published size is nominal or absent, so the 1% check cannot apply. Each reason
-#: points at what the config's ``params_source`` documents; the count is still reported.
-UNMATCHED = {
-    "parti/transformer.350m": "Parti Table 1 gives nominal sizes only (350M); see params_source",
-    "parti/transformer.750m": "Parti Table 1 gives nominal sizes only (750M); see params_source",
-    "parti/transformer.3b": "Parti Table 1 gives nominal sizes only (3B); see params_source",
-    "parti/transformer.20b": "Parti Table 1 gives nominal sizes only (20B); see params_source",
-    "phenaki/transformer": "paper states only '1.8B'; layer dims unverified, see params_source",
-    "phenaki/tokenizer_decoder": "the Phenaki paper publishes no C-ViViT parameter count",
-    "hstu/model": "no published parameter count for the Lee et al. HSTU configuration",
+#: Configs whose published size is a nominal, rounded figure: the build deviates from it by a
+#: recorded amount, documented in each config's ``params_source``. The test holds the deviation
+#: inside a band of ±0.5 percentage points around that record, so a change of dims shows up.
+#: key -> (recorded deviation from the nominal size, why the build differs)
+NOMINAL = {
+    # Parti Table 1 sizes exclude the 24,192 x d shared text+image-code embedding that T5 keeps
+    "parti/transformer.350m": (+0.078, "350M nominal; +24,192 x 1024 shared embedding"),
+    "parti/transformer.750m": (+0.040, "750M nominal; +24,192 x 1024 shared embedding"),
+    "parti/transformer.3b": (+0.023, "3B nominal; +24,192 x 2048 shared embedding"),
+    "parti/transformer.20b": (+0.025, "20B nominal; +24,192 x 4096 shared embedding"),
+    "phenaki/transformer": (+0.026, "'a 1.8B parameter Phenaki model'; dims unverified"),
 }
+NOMINAL_BAND = 0.005
+#: Configs with no published count at all: the build must equal the count their
+#: ``params_source`` states ("this config builds N"), so the record cannot go stale.
+UNPUBLISHED = ("phenaki/tokenizer_decoder", "hstu/model")
 CONFIGS = all_component_configs()
 IDS = [f"{c.workload}/{c.path.stem}" for c in CONFIGS]
 
 
+def _key(cfg) -> str:
+    return f"{cfg.workload}/{cfg.path.stem}"
+
+
 @pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
 def test_full_config_matches_published_params(cfg):
-    key = f"{cfg.workload}/{cfg.path.stem}"
-    if key in UNMATCHED:
-        pytest.xfail(UNMATCHED[key])
+    key = _key(cfg)
+    n = count_params(build_component(cfg, "full", device="meta"))
+    if key in UNPUBLISHED:
+        assert cfg.published_params is None
+        stated = re.search(r"builds ([\d,]+)", cfg.params_source)
+        assert stated, f"{cfg.path}: params_source must state the built count"
+        assert n == int(stated.group(1).replace(",", "")), cfg.params_source
+        return
     assert cfg.published_params, f"{cfg.path} has no published_params"
     assert cfg.source.startswith("http"), f"{cfg.path}: source must be a URL"
-    n = count_params(build_component(cfg, "full", device="meta"))
-    rel = abs(n - cfg.published_params) / cfg.published_params
-    assert rel <= 0.01, f"{cfg.path}: {n:,} vs published {cfg.published_params:,} ({rel:.2%})"
+    dev = (n - cfg.published_params) / cfg.published_params
+    if key in NOMINAL:
+        recorded, why = NOMINAL[key]
+        assert abs(dev - recorded) <= NOMINAL_BAND, (
+            f"{cfg.path}: {n:,} is {dev:+.2%} from nominal {cfg.published_params:,}; "
+            f"recorded {recorded:+.1%} ({why})"
+        )
+        assert f"{recorded:+.1%}" in cfg.params_source  # the record is the documented one
+        return
+    assert abs(dev) <= 0.01, f"{cfg.path}: {n:,} vs published {cfg.published_params:,} ({dev:.2%})"
+
+
+def test_every_listed_config_exists():
+    keys = {_key(c) for c in CONFIGS}
+    assert set(NOMINAL) <= keys and set(UNPUBLISHED) <= keys
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)

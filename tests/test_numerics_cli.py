@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from genscope import cli
@@ -69,7 +70,18 @@ def test_sweep_json_and_out_dir(monkeypatch, capsys, tmp_path):
     assert code == 0, err
     summary = json.loads(out)  # exactly one JSON object on stdout
     assert summary["measured"] == "cpu"
-    assert summary["bf16_flash_to_baseline_ratio"] > 0
+    # bf16 keeps 8 significant bits (unit roundoff 2^-8 ~ 3.9e-3), fp32 keeps 24 (2^-24 ~
+    # 6e-8): outputs of |O| <= 1 deviate from the fp64 golden by a few roundoffs of each format
+    prec = summary["precision"]
+    for path in ("flash_vs_golden_max", "baseline_vs_golden_max"):
+        assert 2**-10 <= prec["bf16"][path] <= 2**-5, (path, prec["bf16"])
+        assert 2**-26 <= prec["fp32"][path] <= 2**-20, (path, prec["fp32"])
+    # the headline is the bf16 flash / baseline ratio at the precision point of sweep.csv
+    rows = pd.read_csv(tmp_path / "sweep.csv")
+    bf16 = rows[(rows.experiment == "precision") & (rows.dtype == "bf16")].iloc[0]
+    assert summary["bf16_flash_to_baseline_ratio"] == pytest.approx(
+        bf16.flash_max / bf16.baseline_max, rel=1e-12
+    )
     assert summary["precision_at"] == {"seq_len": 128, "block_r": 8, "block_c": 8, "sram_m": 512}
     for key in ("grows_with_seq_len", "shrinks_with_tile_area", "paper_directions_bf16"):
         assert key in summary
@@ -87,7 +99,16 @@ def test_model_json(monkeypatch, capsys, tmp_path):
     summary = json.loads(out)
     assert summary["calls"] == 8 and summary["skipped"] == 0  # 8 attention calls per UNet step
     assert len(summary["layers"]) == 8
-    assert summary["max_flash_vs_baseline"] > 0
+    assert (summary["dtype"], summary["accum"]) == ("bf16", "bf16")
+    # bf16 flash and bf16 baseline outputs (|O| <= 1) differ by a few bf16 ulps (2^-8 near 1);
+    # PyTorch's fp32 SDPA stays within a few fp32 roundoffs (2^-24) of the fp64 golden
+    assert 2**-10 <= summary["max_flash_vs_baseline"] <= 2**-5
+    assert 2**-10 <= summary["max_flash_vs_golden"] <= 2**-5
+    assert 0 < summary["max_sdpa_vs_golden"] <= 2**-20
+    # the headline is the worst attention layer of layers.csv
+    layers = pd.read_csv(tmp_path / "layers.csv")
+    assert summary["max_flash_vs_baseline"] == layers.fvb_max.max()
+    assert layers.calls.sum() == 8
     assert {"calls.csv", "layers.csv", "dual_path.png", "summary.json"} <= {
         p.name for p in tmp_path.iterdir()
     }

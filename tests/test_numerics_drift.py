@@ -1,6 +1,7 @@
 """Weight drift: lockstep training runs, per-layer Wasserstein distances, the summary."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import wasserstein_distance
 
@@ -14,6 +15,7 @@ from genscope.numerics.drift import (
     compare_weights,
     drift_curves,
     run_drift,
+    summarize_drift,
     wasserstein_1d,
 )
 from genscope.numerics.tiny_sd15 import build_tiny_unet
@@ -46,22 +48,57 @@ def test_drift_starts_at_zero_except_for_the_seed_pair(drift):
     assert (after > 0).all()  # every pair of runs has diverged after two steps
 
 
-def test_summary_ratios_come_from_the_curves(drift):
+def test_summary_of_the_run_names_its_checkpoints_and_plots(drift):
     df, s = drift
-    curves = drift_curves(df)
-    last = curves[curves.step == 2].set_index("pair").wasserstein_mean
-    assert s["lowp_to_flash_ratio"] == pytest.approx(
-        last["lowp_vs_fp32"] / last["flash_vs_baseline"]
-    )
-    assert s["checkpoints"] == [0, 1, 2]
-    assert s["flash_bounded_by_seed"] is bool(
-        (curves[curves.pair == "flash_vs_baseline"].set_index("step").wasserstein_mean.iloc[1:]
-         <= curves[curves.pair == "seed_a_vs_seed_b"].set_index("step").wasserstein_mean.iloc[1:]
-         ).all()
-    )  # fmt: skip
-    assert s["seconds"] > 0
-    fig = figures.plot_drift(curves)
+    assert s["checkpoints"] == [0, 1, 2] and s["steps"] == 2 and s["batch"] == 2
+    assert set(s["final_wasserstein_mean"]) == set(PAIRS)
+    assert s["final_wasserstein_mean"]["seed_a_vs_seed_b"] > 0  # different inits differ
+    fig = figures.plot_drift(drift_curves(df))
     assert "measured (cpu)" in fig.get_suptitle()
+
+
+#: A hand-made drift table, two layers per (step, pair); W1 per layer:
+#:   step   flash_vs_baseline  lowp_vs_fp32  flash_vs_baseline_lowp  seed_a_vs_seed_b
+#:   0      0,   0             0,   0        0,   0                  1.0, 1.0
+#:   1      0.1, 0.1           0.1, 0.3      1.0, 2.0                1.0, 1.0
+#:   2      0.1, 0.1           0.3, 0.5      0.2, 0.2                1.0, 1.0
+HAND_W1 = {
+    "flash_vs_baseline": [(0.0, 0.0), (0.1, 0.1), (0.1, 0.1)],
+    "lowp_vs_fp32": [(0.0, 0.0), (0.1, 0.3), (0.3, 0.5)],
+    "flash_vs_baseline_lowp": [(0.0, 0.0), (1.0, 2.0), (0.2, 0.2)],
+    "seed_a_vs_seed_b": [(1.0, 1.0), (1.0, 1.0), (1.0, 1.0)],
+}
+
+
+def test_summary_ratios_on_a_hand_made_table():
+    rows = [
+        {"step": step, "pair": pair, "layer": f"w{i}", "numel": 10, "wasserstein": w,
+         "max_abs": 2 * w}
+        for pair, per_step in HAND_W1.items()
+        for step, layers in enumerate(per_step)
+        for i, w in enumerate(layers)
+    ]  # fmt: skip
+    s = summarize_drift(pd.DataFrame(rows, columns=[c for c, _ in DRIFT_COLUMNS]), TINY)
+    # last step, mean over layers: lowp 0.4, flash 0.1, flash_lowp 0.2, seed 1.0
+    assert s["lowp_to_flash_ratio"] == pytest.approx(4.0)
+    assert s["lowp_to_flash_ratio_lowp_attention"] == pytest.approx(2.0)
+    assert s["seed_to_flash_ratio"] == pytest.approx(10.0)
+    # per checkpoint after 0: lowp/flash = 0.2/0.1 = 2 and 0.4/0.1 = 4 -> median 3
+    assert s["lowp_to_flash_ratio_median"] == pytest.approx(3.0)
+    # lowp / flash_lowp at steps 1, 2: 0.2/1.5 = 2/15 and 0.4/0.2 = 2 -> median of the two
+    assert s["lowp_to_flash_ratio_lowp_attention_median"] == pytest.approx((2 / 15 + 2) / 2)
+    # slopes over steps 0, 1, 2: lowp 0, 0.2, 0.4 -> 0.2; flash 0, 0.1, 0.1 -> 0.05
+    assert s["lowp_to_flash_ratio_slope"] == pytest.approx(4.0)
+    assert s["final_wasserstein_mean"] == pytest.approx(
+        {"flash_vs_baseline": 0.1, "lowp_vs_fp32": 0.4, "flash_vs_baseline_lowp": 0.2,
+         "seed_a_vs_seed_b": 1.0}
+    )  # fmt: skip
+    assert s["final_max_abs"]["lowp_vs_fp32"] == pytest.approx(1.0)  # 2 x the largest W1
+    assert s["flash_bounded_by_seed"] is True  # 0.1 <= 1.0 at steps 1 and 2
+    assert s["flash_lowp_bounded_by_seed"] is False  # 1.5 > 1.0 at step 1
+    assert s["flash_below_lowp"] is True  # 0.1 <= 0.2, 0.1 <= 0.4
+    assert s["flash_lowp_below_lowp"] is False  # 1.5 > 0.2 at step 1
+    assert s["checkpoints"] == [0, 1, 2]
 
 
 def test_wasserstein_matches_scipy():

@@ -2,6 +2,7 @@
 
 import math
 
+import pandas as pd
 import pytest
 
 from genscope.errors import UserError
@@ -71,12 +72,8 @@ def test_summary_directions_agree_with_the_table(small_sweep):
     assert s["bf16_flash_to_baseline_ratio"] == pytest.approx(
         df[(df.experiment == "precision") & (df.dtype == "bf16")].ratio_max.iloc[0]
     )
-    seq = df[(df.experiment == "seq_len") & (df.dtype == "bf16")].sort_values("seq_len")
-    slope = log_slope(seq.seq_len, seq.flash_max)
-    assert s["seq_len_slope"]["flash_max"]["bf16"] == pytest.approx(slope)
-    grows = all(s["seq_len_slope"][f"flash_{m}"]["bf16"] > 0 for m in ("max", "mean", "std"))
-    assert s["grows_with_seq_len"]["bf16"] is grows
-    assert s["shrinks_with_tile_area"]["bf16"] is (s["tile_area_slope"]["bf16"] < 0)
+    assert set(s["grows_with_seq_len"]) == {"bf16", "fp32", "fp64"}
+    assert set(s["shrinks_with_tile_area"]) == {"bf16", "fp32", "fp64"}
     assert set(s["paper_directions_bf16"]) == {
         "fewer_mantissa_bits_more_deviation", "grows_with_seq_len", "shrinks_with_tile_area",
         "swap_increases", "square_no_change",
@@ -129,3 +126,65 @@ def test_figures_say_measured(small_sweep):
         titles = [fig.get_suptitle()] + [ax.get_title() for ax in fig.axes]
         assert any("measured (cpu)" in t for t in titles), plot.__name__
         assert any(ax.lines or ax.patches for ax in fig.axes)
+
+
+def _hand_rows(*rows: dict) -> pd.DataFrame:
+    """Sweep rows with every declared column; unnamed numbers 0, inputs normal, fa2, bf16 acc."""
+    base = {c: 0 for c, _ in COLUMNS} | {"inputs": "normal", "algorithm": "fa2", "swap": False,
+                                          "square": False}  # fmt: skip
+    return pd.DataFrame(
+        [base | {"accum": r["dtype"]} | r for r in rows], columns=[c for c, _ in COLUMNS]
+    )
+
+
+def test_summarize_directions_on_a_hand_made_table():
+    """bf16: flash max ∝ N, mean ∝ N^0.5, std ∝ N^0.25 (all grow); fp32: std ∝ 1/N (does not).
+    Tile area 16 -> 256 (16x) takes the bf16 max from 4e-3 to 1e-3: slope log(1/4)/log(16) =
+    -0.5. The swapped tile at M = 256 deviates 6e-3 (1.5x), the square one 4.2e-3 (1.05x)."""
+    n = (64, 128, 256)
+    df = _hand_rows(
+        {"experiment": "precision", "dtype": "bf16", "mantissa_bits": 8, "seq_len": 128,
+         "block_r": 8, "block_c": 8, "sram_m": 512, "flash_max": 8e-3, "baseline_max": 2e-3,
+         "fvb_max": 9e-3, "ratio_max": 4.0, "ratio_mean": 3.0},
+        {"experiment": "precision", "dtype": "fp32", "mantissa_bits": 24, "seq_len": 128,
+         "block_r": 8, "block_c": 8, "sram_m": 512, "flash_max": 3e-7, "baseline_max": 3e-7,
+         "fvb_max": 4e-7, "ratio_max": 1.0, "ratio_mean": 1.0},
+        *({"experiment": "seq_len", "dtype": "bf16", "seq_len": k, "flash_max": 1e-3 * k / 64,
+           "flash_mean": 1e-4 * (k / 64) ** 0.5, "flash_std": 1e-5 * (k / 64) ** 0.25,
+           "ratio_max": 2.0}
+          for k in n),
+        *({"experiment": "seq_len", "dtype": "fp32", "seq_len": k, "flash_max": 1e-7 * k / 64,
+           "flash_mean": 1e-8 * k / 64, "flash_std": 1e-9 * 64 / k, "ratio_max": 1.0}
+          for k in n),
+        {"experiment": "tile_area", "dtype": "bf16", "seq_len": 256, "sram_m": 256,
+         "tile_area": 16, "flash_max": 4e-3, "flash_mean": 4e-4},
+        {"experiment": "tile_area", "dtype": "bf16", "seq_len": 256, "sram_m": 1024,
+         "tile_area": 256, "flash_max": 1e-3, "flash_mean": 1e-4},
+        {"experiment": "swap", "dtype": "bf16", "seq_len": 256, "sram_m": 256, "swap": True,
+         "flash_max": 6e-3, "flash_mean": 3e-4},
+        {"experiment": "square", "dtype": "bf16", "seq_len": 256, "sram_m": 256,
+         "square": True, "flash_max": 4.2e-3, "flash_mean": 4e-4},
+    )  # fmt: skip
+    s = summarize(df, SweepConfig())
+    assert (
+        s["bf16_flash_to_baseline_ratio"] == 4.0 and s["bf16_flash_to_baseline_ratio_mean"] == 3.0
+    )
+    assert s["precision_at"] == {"seq_len": 128, "block_r": 8, "block_c": 8, "sram_m": 512}
+    assert s["fewer_mantissa_bits_more_deviation"] is True  # 8e-3 > 3e-7 and 9e-3 > 4e-7
+    assert s["seq_len_slope"]["flash_max"] == pytest.approx({"bf16": 1.0, "fp32": 1.0})
+    assert s["seq_len_slope"]["flash_mean"]["bf16"] == pytest.approx(0.5)
+    assert s["seq_len_slope"]["flash_std"] == pytest.approx({"bf16": 0.25, "fp32": -1.0})
+    assert s["grows_with_seq_len"] == {"bf16": True, "fp32": False}
+    assert s["seq_len_slope"]["ratio_max"] == pytest.approx({"bf16": 0.0, "fp32": 0.0})
+    assert s["tile_area_slope"] == pytest.approx({"bf16": -0.5})
+    assert s["shrinks_with_tile_area"] == {"bf16": True}
+    assert s["swap_relative_max"]["bf16"] == pytest.approx([1.5])
+    assert s["swap_increases"] == {"bf16": True}
+    assert s["swap_increases_mean"] == {"bf16": False}  # 3e-4 < 4e-4
+    assert s["square_relative_max"]["bf16"] == pytest.approx([1.05])
+    assert s["square_no_change"] == {"bf16": True}
+    assert s["paper_directions_bf16"] == {
+        "fewer_mantissa_bits_more_deviation": True, "grows_with_seq_len": True,
+        "shrinks_with_tile_area": True, "swap_increases": True, "square_no_change": True,
+    }  # fmt: skip
+    assert s["cases"] == 12

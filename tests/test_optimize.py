@@ -224,9 +224,10 @@ def test_levers_that_do_not_apply_say_why(lever, workload, needle):
     assert not ok and needle in reason
 
 
-def test_skipped_levers_are_reported_with_reasons_in_the_stack():
+def test_skipped_levers_are_reported_with_reasons_in_the_stack(levers_settled):
     levers, _ = parse_levers("channels_last,sdpa,image_head", "decode")
     res = run_stack(lambda: llama(new_tokens=4), levers, CPU, repeats=1)
+    levers_settled(res.stages)
     by = {s.lever: s for s in res.stages}
     assert by["channels_last"].status == "skipped"
     assert "no convolutions" in by["channels_last"].reason
@@ -257,11 +258,14 @@ class _Noise(Lever):
         return target
 
 
-def test_stack_rejects_a_stage_outside_tolerance_and_builds_later_stages_without_it():
+def test_stack_rejects_a_stage_outside_tolerance_and_builds_later_stages_without_it(
+    levers_settled,
+):
     res = run_stack(
         unet, [LEVERS["sdpa"], _Noise(), Branch(LEVERS["bf16"]), LEVERS["fused_qkv"]], CPU,
         warmup=1, repeats=2,
     )  # fmt: skip
+    levers_settled(res.stages)  # rejected with a reason is a settled lever
     st = {s.lever: s for s in res.stages}
     assert [s.status for s in res.stages] == ["baseline", "measured", "rejected", "measured",
                                               "measured"]  # fmt: skip
@@ -280,6 +284,27 @@ def test_stack_rejects_a_stage_outside_tolerance_and_builds_later_stages_without
         d["stages"][-1]["throughput"] / d["stages"][1]["throughput"]
     )  # vs sdpa, the previous *counted* stage
     assert d["speedup"] == d["stages"][-1]["speedup"]
+
+
+class _Crash(Lever):
+    """A lever that raises while being applied."""
+
+    name = "crash"
+    family = "layout"
+    summary = "test: raise"
+
+    def apply(self, target, ctx):
+        raise RuntimeError("boom")
+
+
+def test_a_crashing_lever_is_failed_and_fails_the_settled_check(levers_settled):
+    res = run_stack(unet, [_Crash(), LEVERS["sdpa"]], CPU, repeats=1)
+    st = {s.lever: s for s in res.stages}
+    assert st["crash"].status == "failed" and st["crash"].reason == "RuntimeError: boom"
+    assert st["sdpa"].status == "measured"  # the stack went on past it
+    assert res.to_dict()["levers_rejected"] == {"crash": "RuntimeError: boom"}
+    with pytest.raises(AssertionError, match="failed"):
+        levers_settled(res.stages)
 
 
 def test_batching_is_reported_as_throughput():
@@ -361,7 +386,7 @@ def test_optimize_json_has_stages(monkeypatch, capsys):
     d = json.loads(out)
     assert [s["lever"] for s in d["stages"]] == ["baseline", "sdpa", "static_cache", "bf16"]
     assert [s["status"] for s in d["stages"]] == ["baseline", "measured", "skipped", "measured"]
-    assert d["stages"][2]["reason"]
+    assert "static" in d["stages"][2]["reason"] or "cache" in d["stages"][2]["reason"]
     assert d["mode"] == "measured (cpu)" and d["stages"][3]["deviation"]["psnr_db"] >= 30
     assert {"speedup", "deviation", "baseline", "tolerance", "settings"} <= set(d)
 

@@ -34,11 +34,9 @@ CASES = [
     for variant in (get_workload(name).variants or (None,))
 ]
 IDS = [f"{n}-{v}" if v else n for n, v in CASES]
-#: full-size traces of the non-default variants take a few seconds each: slow marker
-FULL_CASES = [
-    pytest.param(n, v, marks=[pytest.mark.slow] if v != get_workload(n).default_variant else [])
-    for n, v in CASES
-]
+#: full-size meta traces of the non-default variants (cogvideox-5b, wan-14b) took 2.1 s and
+#: 3.3 s on the 2-core CI box (`pytest --durations=0 -m slow`), so all run by default
+FULL_CASES = [pytest.param(n, v) for n, v in CASES]
 #: reduced full-size settings: one step and small res/frames keep a meta trace quick
 REDUCED: dict[str, dict] = {
     "sdxl": {"res": (256, 256)},
@@ -54,12 +52,8 @@ REDUCED: dict[str, dict] = {
 
 
 def variants(name: str) -> list:
-    """Every variant; the non-default ones marked slow (each is a separate full-size trace)."""
-    wl = get_workload(name)
-    return [
-        pytest.param(v, marks=[pytest.mark.slow] if v != wl.default_variant else [])
-        for v in wl.variants
-    ]
+    """Every variant (each a separate full-size trace of a few seconds at most)."""
+    return list(get_workload(name).variants)
 
 
 @cache
@@ -143,8 +137,16 @@ def test_tiny_pipeline_runs_for_real(name, variant):
     assert result.meta["collapsed_steps"]["denoise"] == s.steps
 
 
+#: imagen (9.4 s) and svd (5.7 s) stay slow; the others took 1.3-4.1 s each on the 2-core box
+SLOW_COLLAPSE = ("imagen", "svd")
+
+
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[] if n == "wan" else [pytest.mark.slow]) for n in IMAGE + VIDEO]
+    "name",
+    [
+        pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_COLLAPSE else [])
+        for n in IMAGE + VIDEO
+    ],
 )
 def test_tiny_collapsed_trace_equals_step_by_step(name):
     """Loops declared identical really are: tracing once ×N gives the model FLOPs of N steps

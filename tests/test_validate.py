@@ -352,7 +352,27 @@ def test_validate_cli_end_to_end(tmp_path, monkeypatch, capsys):
     assert "fp32/threads=1" in spec["extra"]["op_model"]  # stored in the calibration
 
 
-def test_in_context_times_split_the_rotation_per_case():
+#: Fixed per-packet op times (s) for the splitting tests: binary fractions, so sums are exact
+OP_TIMES = {
+    "add": 2.0**-20,
+    "select": 2.0**-21,
+    "t": 2.0**-19,
+    "addmm": 2.0**-17,
+    "mm": 2.0**-16,
+    "mul": 2.0**-18,
+}
+
+
+def _fixed_op_times(monkeypatch, calibrated) -> None:
+    """Record the real ops (names, order, counts) but give each its packet's fixed time, so a
+    split of a recording is checked exactly, not against a noisy clock."""
+    real = calibrated._recorded_ops
+    monkeypatch.setattr(
+        calibrated, "_recorded_ops", lambda prof: [(n, OP_TIMES[n]) for n, _ in real(prof)]
+    )
+
+
+def test_in_context_times_split_the_rotation_per_case(monkeypatch):
     """Each case gets its own op times out of one rotation: a two-op case (``linear``: t +
     addmm) counts only its packet when asked, and a case issuing a varying number of ops is
     refused rather than mis-split."""
@@ -367,10 +387,14 @@ def test_in_context_times_split_the_rotation_per_case():
         "addmm": (lambda: torch.nn.functional.linear(a, w, a[0]), "addmm"),
         "linear": (lambda: torch.nn.functional.linear(a, w, a[0]), None),
     }
+    _fixed_op_times(monkeypatch, calibrated)
     times = calibrated._in_context_times(cases, cycles=6, blocks=2)
     assert set(times) == set(cases)
-    assert all(np.isfinite(t) and t > 0 for t in times.values())
-    assert times["linear"] > times["addmm"]  # t + addmm > addmm alone, from the same rotation
+    # every recorded op priced by its packet: the split, not the machine, decides the figures
+    assert times["add"] == pytest.approx(OP_TIMES["add"])
+    assert times["addmm"] == pytest.approx(OP_TIMES["addmm"])  # only its packet, when asked
+    # a[0] (select) + t + addmm: every op of the call
+    assert times["linear"] == pytest.approx(OP_TIMES["select"] + OP_TIMES["t"] + OP_TIMES["addmm"])
 
     flip = iter(range(10**6))
     varying = {"varying": (lambda: a + a if next(flip) % 2 else (a + a) * a, None)}
@@ -441,7 +465,7 @@ def test_reference_loops_price_every_packet_the_reference_issues():
     assert {"view", "mm"} <= set(prices.get("transformers", {"view": 0, "mm": 0}))
 
 
-def test_after_context_times_exclude_the_context_ops():
+def test_after_context_times_exclude_the_context_ops(monkeypatch):
     """A case timed after a context gets only its own op time: a context of many adds does not
     leak into a single mm's figure."""
     import torch
@@ -455,10 +479,12 @@ def test_after_context_times_exclude_the_context_ops():
         for _ in range(50):
             small + small
 
+    _fixed_op_times(monkeypatch, calibrated)
     times = calibrated._after_context_times({"mm": lambda: a @ a}, context, calls=4, blocks=2)
     with_ctx_ops = calibrated._op_grid_after(lambda: a @ a, context, 0, 2)
     assert with_ctx_ops.shape == (2, 51)  # the grid keeps the context ops when not told
-    assert 0 < times["mm"] < with_ctx_ops.sum(axis=1).min()
+    assert times["mm"] == OP_TIMES["mm"]  # the 50 adds before it are not counted
+    assert with_ctx_ops.sum(axis=1).tolist() == [50 * OP_TIMES["add"] + OP_TIMES["mm"]] * 2
 
 
 def test_deep_convolutions_add_their_weight_handling():

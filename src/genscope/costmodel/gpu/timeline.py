@@ -19,6 +19,7 @@ of the op's first repetition; its ``idle_s`` (device idle just before it) covers
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,7 @@ def blocks(count: np.ndarray) -> list[tuple[int, int]]:
         return []
     cuts = np.flatnonzero(np.diff(count) != 0) + 1
     edges = [0, *cuts.tolist(), len(count)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return list(itertools.pairwise(edges))
 
 
 def _segment(h: np.ndarray, d: np.ndarray, lag: float) -> tuple[np.ndarray, ...]:
@@ -86,7 +87,7 @@ def simulate(
     for b0, b1 in blocks(count):
         reps = int(count[b0])
         cuts = [b0, *(b0 + np.flatnonzero(sync[b0:b1])).tolist(), b1]
-        segs = [(a, z) for a, z in zip(cuts[:-1], cuts[1:], strict=True) if z > a]
+        segs = [(a, z) for a, z in itertools.pairwise(cuts) if z > a]
         summary = []
         for a, z in segs:
             h, d = host_s[a:z], kernel_s[a:z]

@@ -456,7 +456,7 @@ class LeverStep:
 
 
 def parse(text: str) -> list[tuple[str, str | None]]:
-    """``"bf16,compile:reduce-overhead"`` -> ``[("bf16", None), ("compile", "reduce-overhead")]``."""
+    """``"bf16,compile:max-autotune"`` -> ``[("bf16", None), ("compile", "max-autotune")]``."""
     items = []
     for raw in (p.strip() for p in text.split(",")):
         if not raw:

@@ -47,8 +47,10 @@ def libraries(events: pd.DataFrame, row: Mapping[str, Any]) -> dict[str, str]:
         if "encoder" in comp and comp not in ("vae",):
             out[comp] = "transformers"
         elif comp == "model":
-            out[comp] = "gpt-fast" if "gpt-fast" in str(software.get("model_code", "")) else (
-                "transformers"
+            out[comp] = (
+                "gpt-fast"
+                if "gpt-fast" in str(software.get("model_code", ""))
+                else ("transformers")
             )
         else:
             out[comp] = "diffusers"

@@ -48,7 +48,9 @@ def family(row: Row) -> str:
 def validate_row(row: Row, workloads: Collection[str], gpus: Collection[str]) -> None:
     """A row naming an unknown workload, GPU or scope is bad input (one line, the choices)."""
     if row.get("workload") not in workloads:
-        raise choices_error(f"workload in scorecard row {row.get('id')!r}:", row.get("workload"), list(workloads))
+        raise choices_error(
+            f"workload in scorecard row {row.get('id')!r}:", row.get("workload"), list(workloads)
+        )
     if row.get("gpu") not in gpus:
         raise choices_error(f"GPU in scorecard row {row.get('id')!r}:", row.get("gpu"), list(gpus))
     if row.get("scope", "end_to_end") not in SCOPES:

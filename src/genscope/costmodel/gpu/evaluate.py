@@ -19,6 +19,7 @@ import pandas as pd
 
 from genscope.costmodel.gpu.levers import apply_lever, parse
 from genscope.costmodel.gpu.predict import GpuPrediction, predict
+from genscope.costmodel.gpu.scorecard import load_rows, score
 from genscope.costmodel.hardware import get_hardware
 
 TraceFn = Callable[[str, dict[str, Any]], pd.DataFrame]
@@ -86,3 +87,11 @@ def make_predictor(trace: TraceFn) -> Callable[[Mapping[str, Any]], float]:
         return scope_seconds(pred, str(row.get("scope", "end_to_end")))
 
     return predict_row
+
+
+def run_scorecard(trace: TraceFn, workloads: list[str]) -> dict[str, Any]:
+    """Score the shipped scorecard with the GPU model, tracing through ``trace``.
+
+    The CLI's ``genscope bench scorecard --json`` is meant to print exactly this dict.
+    """
+    return score(load_rows(), make_predictor(trace), workloads=workloads)

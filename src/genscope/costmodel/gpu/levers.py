@@ -73,9 +73,14 @@ def _ensure(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Loop components that are not models: the scheduler's step stays eager Python.
+NOT_MODELS: frozenset[str] = frozenset({"", "scheduler"})
+
+
 def _loop_components(df: pd.DataFrame) -> set[str]:
+    """Model components run inside the denoise/decode loop (what compile and quantization hit)."""
     comps = df.loc[df["phase"].isin(LOOP_PHASES), "component"].dropna().astype(str)
-    return set(comps) - {""}
+    return set(comps) - NOT_MODELS
 
 
 def _linear_mask(df: pd.DataFrame, components: Collection[str]) -> pd.Series:

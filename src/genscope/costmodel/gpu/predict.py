@@ -7,8 +7,9 @@ host timeline (:mod:`.timeline`) and aggregates per category, component and phas
 Host cost per op, divided by the spec's ``extra.host_cpu`` (single-thread speed relative to the
 constants' reference CPU):
 
-* **eager**: ops that launch kernels cost ``op_submit_s`` (Python binding, dispatcher,
-  first launch) + ``library_s[library]`` + ``launch_s`` per further kernel; views ``view_s``;
+* **eager**: every aten op costs ``library_s[library]`` (the model library's Python around it,
+  as genscope calibrate measures it); ops that launch kernels add ``op_submit_s`` (binding,
+  dispatcher, first launch) and ``launch_s`` per further kernel; views add ``view_s``;
 * **compiled** (``gpu_host == "compiled"``, torch.compile without CUDA graphs): views vanish;
   ``inductor_kernel_s`` per kernel;
 * **graph** (``gpu_host == "graph"`` or ``cuda_graphs``): no per-op cost; one
@@ -93,9 +94,9 @@ def host_costs(
     lib_table = C.value("host.library_s")
     library_s = np.array([lib_table.get(libs.get(c, ""), lib_table["default"]) for c in comp])
     launches = kernels > 0
-    eager = np.where(
+    eager = library_s + np.where(
         launches,
-        C.value("host.op_submit_s") + library_s + C.value("host.launch_s") * (kernels - 1),
+        C.value("host.op_submit_s") + C.value("host.launch_s") * (kernels - 1),
         C.value("host.view_s"),
     )
     compiled = C.value("host.inductor_kernel_s") * kernels

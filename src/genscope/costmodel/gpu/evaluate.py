@@ -6,7 +6,8 @@ caller passes ``trace(workload, settings) -> events`` (e.g. a wrapper of
 (workload, settings), so rows that differ only in GPU or levers share one trace.
 
 Per row: trace -> the row's lever stack (:mod:`.levers`) -> :func:`.predict.predict` on the
-row's GPU -> the row's scope (``end_to_end`` wall, or the ``denoise`` phase's wall).
+row's GPU with the row's ``options`` (e.g. ``tf32`` when the benchmark enables TF32 matmuls)
+-> the row's scope (``end_to_end`` wall, or the ``denoise`` phase's wall).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from genscope.costmodel.gpu.levers import apply_lever, parse
 from genscope.costmodel.gpu.predict import GpuPrediction, predict
 from genscope.costmodel.gpu.scorecard import load_rows, score
 from genscope.costmodel.hardware import get_hardware
+from genscope.errors import UserError
 
 TraceFn = Callable[[str, dict[str, Any]], pd.DataFrame]
 #: Settings keys a row may carry (genscope ``Settings`` fields).
 SETTING_KEYS: tuple[str, ...] = (
     "res", "frames", "steps", "batch", "cfg", "dtype", "prompt_len", "new_tokens", "variant",
+    "attention",
 )  # fmt: skip
 
 
@@ -64,7 +67,14 @@ def predict_events(events: pd.DataFrame, row: Mapping[str, Any]) -> GpuPredictio
     table = events
     for name, arg in parse(",".join(row.get("levers") or [])):
         table = apply_lever(table, spec, name, arg)
-    return predict(table, spec, library_of_component=libraries(events, row))
+    options = dict(row.get("options") or {})
+    unknown = set(options) - {"tf32", "attention_kernel"}
+    if unknown:
+        raise UserError(
+            f"scorecard row {row.get('id')!r}: unknown option(s) {', '.join(sorted(unknown))}; "
+            "choose from: attention_kernel, tf32"
+        )
+    return predict(table, spec, library_of_component=libraries(events, row), **options)
 
 
 def scope_seconds(pred: GpuPrediction, scope: str) -> float:

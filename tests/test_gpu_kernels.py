@@ -223,3 +223,20 @@ def test_pandas_alignment_with_nondefault_index():
     ev.index = pd.Index([10, 20, 30])
     out = kernel_times(ev, device_of(A100))
     assert len(out) == 3 and (out["kernel_s"] > 0).all()
+
+
+def test_memory_bound_kernel_by_hand():
+    # 100 MB read + 100 MB written at 0.88 of 2,039 GB/s, plus one 1.5 us kernel.
+    ev = events_frame([row(bytes_read=10**8, bytes_written=10**8, flops=5 * 10**7)])
+    k = kernel_times(ev, device_of(A100))
+    assert k["kernel_s"][0] == pytest.approx(2e8 / (2.039e12 * 0.88) + 1.5e-6, rel=1e-12)
+    assert k["roofline_s"][0] == pytest.approx(2e8 / 2.039e12, rel=1e-12)
+
+
+def test_group_norm_is_two_kernels_and_two_read_passes():
+    gn = row(
+        op="aten.native_group_norm.default", category="norm", bytes_read=10**8, bytes_written=10**8
+    )
+    k = kernel_times(events_frame([gn]), device_of(A100))
+    assert k["kernels"][0] == 2
+    assert k["kernel_s"][0] == pytest.approx(3e8 / (2.039e12 * 0.88) + 2 * 1.5e-6, rel=1e-12)

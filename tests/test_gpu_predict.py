@@ -115,3 +115,49 @@ def test_a_big_collapsed_table_predicts_fast():
     t0 = time.perf_counter()
     predict(ev, A100)
     assert time.perf_counter() - t0 < 5.0
+
+
+def test_host_cost_per_op_by_hand():
+    from genscope.costmodel.gpu.device import device_of
+    from genscope.costmodel.gpu.predict import host_costs
+
+    ev = events_frame(
+        [
+            dict(
+                run_id="t",
+                component="unet",
+                op="aten.mm.default",
+                category="linear",
+                unit="matrix",
+                dtype="bf16",
+                count=1,
+            ),
+            dict(
+                run_id="t",
+                component="unet",
+                op="aten.view.default",
+                category="memory",
+                unit="none",
+                dtype="bf16",
+                count=1,
+            ),
+            dict(
+                run_id="t",
+                component="text_encoder",
+                op="aten.add.Tensor",
+                category="elementwise",
+                unit="vector",
+                dtype="bf16",
+                count=1,
+            ),
+        ]
+    )
+    host, sync = host_costs(
+        ev,
+        np.array([1.0, 0.0, 3.0]),
+        device_of(A100),
+        library_of_component={"unet": "diffusers", "text_encoder": "transformers"},
+    )
+    # diffusers 16.85 us + submit 8 us; diffusers 16.85 + view 2; transformers 5.89 + 8 + 2·3.
+    assert host == pytest.approx([24.85e-6, 18.85e-6, 19.89e-6])
+    assert not sync.any()

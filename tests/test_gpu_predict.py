@@ -161,3 +161,11 @@ def test_host_cost_per_op_by_hand():
     # diffusers 16.85 us + submit 8 us; diffusers 16.85 + view 2; transformers 5.89 + 8 + 2·3.
     assert host == pytest.approx([24.85e-6, 18.85e-6, 19.89e-6])
     assert not sync.any()
+
+
+def test_per_step_breakdown():
+    ev = table(50, 3)
+    p = predict(ev, A100)
+    steps = p.steps_json()
+    assert {(s["phase"], s["step"]) for s in steps} == {("denoise", 0.0), ("encode", -1.0)}
+    assert sum(s["time_s"] for s in steps) == pytest.approx(p.busy_s)

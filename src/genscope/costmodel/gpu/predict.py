@@ -51,6 +51,7 @@ class GpuPrediction:
     by_category: pd.DataFrame = field(repr=False)
     by_component: pd.DataFrame = field(repr=False)
     by_phase: pd.DataFrame = field(repr=False)
+    by_step: pd.DataFrame = field(repr=False)  # per (phase, step); step -1 = outside loops
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able totals and breakdowns (no per-op rows)."""
@@ -70,6 +71,14 @@ class GpuPrediction:
             "by_component": table(self.by_component),
             "by_phase": table(self.by_phase),
         }
+
+    def steps_json(self) -> list[dict[str, Any]]:
+        """Per (phase, step): kernel time, idle, wall and host-bound share, in table order."""
+        rows = self.by_step.reset_index()
+        return [
+            {k: (v if isinstance(v, str) else float(v)) for k, v in r.items()}
+            for r in rows.to_dict("records")
+        ]
 
 
 def host_costs(
@@ -118,11 +127,20 @@ def host_costs(
     return host * scale, sync
 
 
-def _breakdown(ops: pd.DataFrame, key: str) -> pd.DataFrame:
+def _breakdown(ops: pd.DataFrame, key: str | list[str]) -> pd.DataFrame:
     cnt = ops["count"].to_numpy(dtype=float)
+    keys = [key] if isinstance(key, str) else key
+    labels = {
+        k: (
+            ops[k].astype("Float64").fillna(-1).astype(int)
+            if k == "step"
+            else ops[k].fillna("").astype(str).replace({"": "(none)"})
+        )
+        for k in keys
+    }
     frame = pd.DataFrame(
         {
-            key: ops[key].fillna("").astype(str).replace({"": "(none)"}),
+            **labels,
             "time_s": ops["kernel_s"] * cnt,
             "roofline_s": ops["roofline_s"] * cnt,
             "idle_s": ops["idle_s"],
@@ -130,7 +148,7 @@ def _breakdown(ops: pd.DataFrame, key: str) -> pd.DataFrame:
             "kernels": ops["kernels"] * cnt,
         }
     )
-    out = frame.groupby(key, sort=True).sum()
+    out = frame.groupby(keys, sort=True).sum()
     out["wall_s"] = out["time_s"] + out["idle_s"]
     out["host_bound_share"] = np.where(out["wall_s"] > 0, out["idle_s"] / out["wall_s"], 0.0)
     return out
@@ -186,4 +204,5 @@ def predict(
         by_category=_breakdown(ops, "category"),
         by_component=_breakdown(ops, "component"),
         by_phase=_breakdown(ops, "phase"),
+        by_step=_breakdown(ops, ["phase", "step"]),
     )

@@ -169,3 +169,14 @@ def test_per_step_breakdown():
     steps = p.steps_json()
     assert {(s["phase"], s["step"]) for s in steps} == {("denoise", 0.0), ("encode", -1.0)}
     assert sum(s["time_s"] for s in steps) == pytest.approx(p.busy_s)
+
+
+def test_measured_library_overhead_overrides_the_shipped_one():
+    ev = table(40, 2)
+    libs = {"unet": "diffusers"}
+    base = predict(ev, A100, library_of_component=libs).ops["host_s"]
+    more = predict(
+        ev, A100, library_of_component=libs, library_overhead_s={"diffusers": 26.85e-6}
+    ).ops["host_s"]
+    unet = (ev["component"] == "unet").to_numpy()
+    assert (more[unet] - base[unet]).to_numpy() == pytest.approx(10e-6)

@@ -88,8 +88,13 @@ def host_costs(
     *,
     library_of_component: Mapping[str, str] | None = None,
     graph_components: Collection[str] = (),
+    library_overhead_s: Mapping[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """CPU seconds per op before its kernels are issued, and the sync flag per op."""
+    """CPU seconds per op before its kernels are issued, and the sync flag per op.
+
+    ``library_overhead_s`` replaces the shipped per-library Python cost per op (e.g. with the
+    ``overhead_by_library`` genscope calibrate measured on the target host's CPU).
+    """
     n = len(events)
     scale = 1.0 / dev.host_cpu
     comp = events["component"].fillna("").astype(str).to_numpy()
@@ -100,7 +105,7 @@ def host_costs(
     )
     mode = np.where(np.isin(comp, list(graph_components)), "graph", mode)
     libs = library_of_component or {}
-    lib_table = C.value("host.library_s")
+    lib_table = {**C.value("host.library_s"), **dict(library_overhead_s or {})}
     library_s = np.array([lib_table.get(libs.get(c, ""), lib_table["default"]) for c in comp])
     launches = kernels > 0
     eager = library_s + np.where(
@@ -162,6 +167,7 @@ def predict(
     cuda_graphs: bool | Collection[str] = False,
     library_of_component: Mapping[str, str] | None = None,
     attention_kernel: str = "fa2",
+    library_overhead_s: Mapping[str, float] | None = None,
 ) -> GpuPrediction:
     """Predict an op-event table on a GPU spec.
 
@@ -170,6 +176,8 @@ def predict(
     ones as one CUDA graph per step. ``library_of_component`` names each component's model
     library (``diffusers``, ``transformers``…) for its Python cost per op. ``attention_kernel``
     is the flash kernel SDPA runs: ``fa2`` (PyTorch's default), ``fa3`` or ``cudnn`` (sm90+).
+    ``library_overhead_s`` overrides the per-library Python cost per op (seconds on the
+    reference CPU, before ``host_cpu`` scaling), e.g. from a ``genscope calibrate`` op model.
     """
     dev = device_of(spec)
     ev = events.reset_index(drop=True)
@@ -184,6 +192,7 @@ def predict(
         dev,
         library_of_component=library_of_component,
         graph_components=graphs,
+        library_overhead_s=library_overhead_s,
     )
     count = ev["count"].to_numpy(dtype=np.int64)
     tl = simulate(host, k["kernel_s"].to_numpy(), count, sync)

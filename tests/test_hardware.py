@@ -87,7 +87,8 @@ def test_dense_is_half_of_sparse(spec: HardwareSpec):
 def test_fp32_matrix_is_plain_fp32(spec: HardwareSpec):
     """PyTorch keeps fp32 matmuls off TF32 by default, so the fp32 GEMM ceiling is plain FP32."""
     assert spec.peak("fp32", "matrix") == spec.peak("fp32", "vector")
-    assert spec.peak("tf32", "matrix") > spec.peak("fp32", "matrix")
+    # GeForce Ada (RTX 4090) runs TF32 Tensor Cores at the FP32 SIMT rate, hence >=.
+    assert spec.peak("tf32", "matrix") >= spec.peak("fp32", "matrix")
     assert "TF32" in spec.sources["matrix_peak.fp32"]
 
 
@@ -198,8 +199,8 @@ def test_from_dict_rejects_bad_fields(change, message):
 
 def test_unknown_name_lists_valid_names():
     with pytest.raises(UserError) as err:
-        get_hardware("b200")
-    assert "unknown hardware 'b200'" in str(err.value)
+        get_hardware("mi300x")
+    assert "unknown hardware 'mi300x'" in str(err.value)
     assert all(n in str(err.value) for n in REQUIRED)
 
 
@@ -229,11 +230,11 @@ def test_cli_unknown_hardware_exits_2(tmp_path):
     """End to end, across a real process boundary: one line on stderr, exit code 2."""
     env = {**os.environ, "GENSCOPE_HOME": str(tmp_path)}
     proc = subprocess.run(
-        [GENSCOPE, "hardware", "b200"], capture_output=True, text=True, env=env, timeout=300
+        [GENSCOPE, "hardware", "mi300x"], capture_output=True, text=True, env=env, timeout=300
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1, proc.stderr
-    assert "unknown hardware 'b200'" in proc.stderr and "a100-80g-sxm" in proc.stderr
+    assert "unknown hardware 'mi300x'" in proc.stderr and "a100-80g-sxm" in proc.stderr
 
 
 def test_cli_cpu_local_missing_exits_2(monkeypatch, capsys):

@@ -1,0 +1,495 @@
+"""Levers as transforms of an op-event table, so they can be predicted on any GPU spec.
+
+Each lever takes a table (and the target :class:`Device`) and returns a new table; the GPU model
+then prices it with :func:`genscope.costmodel.gpu.predict`. A lever that does not apply to the
+table (no convs for ``channels_last``, no fp32 rows for ``bf16``, fp8 on an sm80 GPU…) raises a
+one-line :class:`UserError` naming what would apply.
+
+Names follow the measured ``optimize`` ladder: ``sdpa``, ``bf16``/``fp16``, ``channels_last``,
+``fused_qkv``, ``compile[:mode]``, ``int8_dynamic``, ``int8_weight_only``, ``fp8``,
+``static_cache``, ``batching:N``. Rows a lever adds or fuses carry these optional columns, read
+by the kernel and host models:
+
+* ``gpu_layout`` = ``nhwc`` on convs after ``channels_last`` (no NCHW transposes);
+* ``gpu_host`` = ``compiled`` or ``graph`` (torch.compile without / with CUDA graphs);
+* ``gpu_kernels`` = kernels a fused row launches.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from genscope.costmodel.gpu.device import Device, device_of
+from genscope.costmodel.gpu.kernels import _parse, classify
+from genscope.costmodel.hardware import HardwareSpec, hardware_names
+from genscope.errors import UserError, choices_error
+
+LeverFn = Callable[[pd.DataFrame, Device, str | None], pd.DataFrame]
+_LEVERS: dict[str, LeverFn] = {}
+COMPILE_MODES: tuple[str, ...] = (
+    "default",
+    "reduce-overhead",
+    "max-autotune",
+    "max-autotune-no-cudagraphs",
+)
+#: Compile modes that replay CUDA graphs.
+GRAPH_MODES: frozenset[str] = frozenset({"reduce-overhead", "max-autotune"})
+#: Phases whose components a lever targets by default: the looped denoiser / decoder.
+LOOP_PHASES: tuple[str, ...] = ("denoise", "decode")
+_ITEM = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
+_QKV = re.compile(r"(?:^|\.)(?:to_q|to_k|to_v|q_proj|k_proj|v_proj)$")
+_LINEAR_OPS = frozenset({"aten.addmm.default", "aten.mm.default"})
+
+
+def lever(name: str) -> Callable[[LeverFn], LeverFn]:
+    """Register a lever transform under ``name``; registering a name twice is an error."""
+
+    def deco(fn: LeverFn) -> LeverFn:
+        if name in _LEVERS:
+            raise ValueError(f"lever {name!r} registered twice")
+        _LEVERS[name] = fn
+        return fn
+
+    return deco
+
+
+def lever_names() -> list[str]:
+    """Every registered lever, in registration order."""
+    return list(_LEVERS)
+
+
+def _ensure(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.reset_index(drop=True).copy()
+    for col, default in (("gpu_layout", "nchw"), ("gpu_host", "eager")):
+        if col not in out:
+            out[col] = default
+    if "gpu_kernels" not in out:
+        out["gpu_kernels"] = np.nan
+    return out
+
+
+#: Loop components that are not models: the scheduler's step stays eager Python.
+NOT_MODELS: frozenset[str] = frozenset({"", "scheduler"})
+
+
+def _loop_components(df: pd.DataFrame) -> set[str]:
+    """Model components run inside the denoise/decode loop (what compile and quantization hit)."""
+    comps = df.loc[df["phase"].isin(LOOP_PHASES), "component"].dropna().astype(str)
+    return set(comps) - NOT_MODELS
+
+
+def _linear_mask(df: pd.DataFrame, components: Collection[str]) -> pd.Series:
+    return (
+        df["op"].isin(_LINEAR_OPS)
+        & (df["category"] == "linear")
+        & df["component"].isin(list(components))
+    )
+
+
+def _weight_numel(shapes: str) -> int:
+    """Weight elements of an addmm/mm row: the last input shape ``[K, N]``."""
+    parsed = _parse(shapes)
+    return int(np.prod(parsed[-1])) if parsed and parsed[-1] else 0
+
+
+def _act_numel(shapes: str) -> int:
+    """Activation elements of an addmm/mm row: the ``[M, K]`` input."""
+    parsed = [s for s in _parse(shapes) if len(s) == 2]
+    return int(np.prod(parsed[0])) if parsed else 0
+
+
+# -- precision -------------------------------------------------------------------------------
+
+
+def _low_precision(df: pd.DataFrame, dev: Device, dtype: str) -> pd.DataFrame:
+    out = _ensure(df)
+    if dtype not in dev.spec.matrix_peak:
+        raise UserError(
+            f"{dev.name} cannot run {dtype}; it has peaks for: "
+            f"{', '.join(sorted(dev.spec.matrix_peak))}"
+        )
+    fp32 = out["dtype"] == "fp32"
+    if not fp32.any():
+        have = sorted(set(out["dtype"].dropna().astype(str)) - {""})
+        raise UserError(f"lever {dtype}: no fp32 ops to convert (the table is {', '.join(have)})")
+    out.loc[fp32, "dtype"] = dtype
+    for col in ("bytes_read", "bytes_written"):
+        out.loc[fp32, col] = (out.loc[fp32, col] // 2).astype("int64")
+    return out
+
+
+@lever("bf16")
+def bf16(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """fp32 -> bf16: Tensor-Core math and half the bytes of every converted op."""
+    return _low_precision(df, dev, "bf16")
+
+
+@lever("fp16")
+def fp16(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """fp32 -> fp16: as ``bf16``."""
+    return _low_precision(df, dev, "fp16")
+
+
+# -- attention -------------------------------------------------------------------------------
+
+
+@lever("sdpa")
+def sdpa(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """Math attention (baddbmm -> softmax -> bmm, N² scores) -> one flash SDPA kernel.
+
+    Needs a table traced with ``attention="math"``. The flash row does the two GEMMs' FLOPs
+    and moves only Q, K, V and O; the softmax and score traffic disappear.
+    """
+    out = _ensure(df)
+    att = out["category"] == "attention"
+    starts = np.flatnonzero((att & out["op"].isin(["aten.baddbmm.default"])).to_numpy())
+    if len(starts) == 0:
+        raise UserError(
+            "lever sdpa: no math attention (baddbmm/softmax/bmm) in the table; "
+            "trace with attention='math' to predict the sdpa rung"
+        )
+    drop: list[int] = []
+    ops = out["op"].to_numpy()
+    cats = out["category"].to_numpy()
+    for s in starts:
+        j = s + 1
+        while j < len(out) and not (ops[j] == "aten.bmm.default" and cats[j] == "attention"):
+            j += 1
+        if j >= len(out):
+            continue
+        q = int(out.at[s, "q_len"] or 1)
+        kv = int(out.at[s, "kv_len"] or 1)
+        d = int(out.at[s, "head_dim"] or 1)
+        shape = _parse(str(out.at[s, "input_shapes"]))
+        bh = int(shape[1][0]) if len(shape) > 1 and shape[1] else 1
+        item = _ITEM.get(str(out.at[s, "dtype"]), 2)
+        out.at[s, "op"] = "aten.scaled_dot_product_attention"
+        out.at[s, "flops"] = int(out.at[s, "flops"] + out.at[j, "flops"])
+        out.at[s, "bytes_read"] = int(item * bh * d * (q + 2 * kv))
+        out.at[s, "bytes_written"] = int(item * bh * q * d)
+        out.at[s, "output_shapes"] = f"[{bh},{q},{d}]"
+        out.at[s, "batch"], out.at[s, "heads"] = bh, 1
+        drop.extend(
+            k
+            for k in range(s + 1, j + 1)
+            if cats[k] == "attention"
+            or ops[k] in ("aten.empty.memory_format", "aten._softmax.default")
+        )
+    return out.drop(index=drop).reset_index(drop=True)
+
+
+# -- layout and fusion -----------------------------------------------------------------------
+
+
+@lever("channels_last")
+def channels_last(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """NHWC tensors: Tensor-Core convs run without cuDNN's NCHW<->NHWC transposes."""
+    out = _ensure(df)
+    conv = classify(out) == "conv"
+    if not conv.any():
+        raise UserError("lever channels_last: the table has no convolutions")
+    out.loc[conv.to_numpy(), "gpu_layout"] = "nhwc"
+    return out
+
+
+@lever("fused_qkv")
+def fused_qkv(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """Q, K and V projections that read the same activation become one GEMM (N summed)."""
+    out = _ensure(df)
+    path = out["module_path"].fillna("").astype(str)
+    cand = out["op"].isin(_LINEAR_OPS) & path.str.contains(_QKV)
+    if not cand.any():
+        raise UserError(
+            "lever fused_qkv: no q/k/v projections (modules named to_q/to_k/to_v or "
+            "q_proj/k_proj/v_proj) in the table"
+        )
+    parent = path.str.replace(_QKV, "", regex=True)
+    drop: list[int] = []
+    idx = np.flatnonzero(cand.to_numpy())
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for i in idx:
+        act = _parse(str(out.at[i, "input_shapes"]))
+        act_key = str([s for s in act if len(s) == 2][:1])
+        key = (parent.iat[i], act_key, int(out.at[i, "count"]))
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        first = members[0]
+        item = _ITEM.get(str(out.at[first, "dtype"]), 4)
+        act_bytes = _act_numel(str(out.at[first, "input_shapes"])) * item
+        n_total = sum(_parse(str(out.at[m, "output_shapes"]))[0][-1] for m in members)
+        m_rows = _parse(str(out.at[first, "output_shapes"]))[0][0]
+        out.at[first, "flops"] = int(sum(out.at[m, "flops"] for m in members))
+        reads = sum(int(out.at[m, "bytes_read"]) for m in members)
+        out.at[first, "bytes_read"] = int(reads - (len(members) - 1) * act_bytes)
+        out.at[first, "bytes_written"] = int(sum(out.at[m, "bytes_written"] for m in members))
+        out.at[first, "output_shapes"] = f"[{m_rows},{n_total}]"
+        drop.extend(members[1:])
+    if not drop:
+        raise UserError("lever fused_qkv: no q/k/v projections share an input")
+    return out.drop(index=drop).reset_index(drop=True)
+
+
+def fuse_chains(df: pd.DataFrame, components: Collection[str]) -> pd.DataFrame:
+    """Inductor-style fusion: each run of consecutive memory-bound ops (between GEMM, conv,
+    attention or sync ops, within one component and repeat count) becomes one kernel.
+
+    The fused kernel reads the first op's inputs plus every later op's reads beyond what its
+    predecessor wrote (side inputs), writes the last op's output, and launches one kernel plus
+    one per extra reduction (norms/softmax need their own pass). Views in compiled components
+    vanish.
+    """
+    out = _ensure(df)
+    kc = classify(out).to_numpy()
+    comp = out["component"].fillna("").astype(str).to_numpy()
+    inside = np.isin(comp, list(components))
+    mem = (kc == "memory") & inside
+    from genscope.costmodel.gpu import constants as C
+
+    sync = out["op"].isin(C.value("host.sync_ops")).to_numpy()
+    mem &= ~sync
+    count = out["count"].to_numpy()
+    views = (kc == "none") & inside
+    keep = np.ones(len(out), dtype=bool)
+    keep[views] = False
+    rows = np.flatnonzero(mem)
+    reductions = (
+        out["category"].isin(["norm"]).to_numpy() | out["op"].str.contains("softmax").to_numpy()
+    )
+    i = 0
+    while i < len(rows):
+        start = rows[i]
+        chain = [start]
+        j = i + 1
+        while j < len(rows):
+            prev, nxt = chain[-1], rows[j]
+            between = np.arange(prev + 1, nxt)
+            if np.all(views[between]) and comp[nxt] == comp[start] and count[nxt] == count[start]:
+                chain.append(nxt)
+                j += 1
+            else:
+                break
+        i = j
+        if len(chain) == 1:
+            continue
+        reads = out.loc[chain, "bytes_read"].to_numpy()
+        writes = out.loc[chain, "bytes_written"].to_numpy()
+        side = np.maximum(reads[1:] - writes[:-1], 0).sum()
+        out.at[start, "bytes_read"] = int(reads[0] + side)
+        out.at[start, "bytes_written"] = int(writes[-1])
+        out.at[start, "flops"] = int(out.loc[chain, "flops"].sum())
+        out.at[start, "op"] = "inductor.fused"
+        out.at[start, "gpu_kernels"] = 1 + max(int(reductions[chain].sum()) - 1, 0)
+        keep[chain[1:]] = False
+    return out[keep].reset_index(drop=True)
+
+
+@lever("compile")
+def compile_(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """torch.compile of the looped model: fused memory-bound chains, Inductor host cost, and
+    CUDA graphs (one launch per step) in ``reduce-overhead``/``max-autotune``."""
+    mode = arg or "default"
+    if mode not in COMPILE_MODES:
+        raise choices_error("compile mode", mode, COMPILE_MODES)
+    comps = _loop_components(df)
+    if not comps:
+        raise UserError("lever compile: the table has no denoise or decode loop to compile")
+    out = fuse_chains(df, comps)
+    inside = out["component"].isin(list(comps))
+    out.loc[inside, "gpu_host"] = "graph" if mode in GRAPH_MODES else "compiled"
+    return out
+
+
+# -- quantization ----------------------------------------------------------------------------
+
+
+def _quantize_rows(out: pd.DataFrame, mask: pd.Series, dtype: str) -> pd.DataFrame:
+    """Activation quantization before each GEMM: read the activation, write it in 1 byte."""
+    src = out[mask]
+    item = src["dtype"].map(_ITEM).fillna(2).to_numpy()
+    act = src["input_shapes"].astype(str).map(_act_numel).to_numpy(dtype=float)
+    q = src.copy()
+    q["op"] = f"quant.quantize_per_token_{dtype}"
+    q["category"] = "elementwise"
+    q["unit"] = "vector"
+    q["flops"] = (2 * act).astype("int64")
+    q["bytes_read"] = (act * item).astype("int64")
+    q["bytes_written"] = act.astype("int64") + 4 * (act > 0)
+    q["gpu_kernels"] = np.nan
+    q["_order"] = q.index - 0.5
+    body = out.copy()
+    body["_order"] = body.index.astype(float)
+    merged = pd.concat([body, q]).sort_values("_order", kind="stable")
+    return merged.drop(columns="_order").reset_index(drop=True)
+
+
+def _weight_bytes_to(out: pd.DataFrame, mask: pd.Series, new_item: int) -> None:
+    item = out.loc[mask, "dtype"].map(_ITEM).fillna(2).to_numpy()
+    w = out.loc[mask, "input_shapes"].astype(str).map(_weight_numel).to_numpy()
+    saved = (w * (item - new_item)).astype("int64")
+    out.loc[mask, "bytes_read"] = out.loc[mask, "bytes_read"].to_numpy() - saved
+
+
+def _linear_targets(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.Series]:
+    out = _ensure(df)
+    mask = _linear_mask(out, _loop_components(out))
+    if not mask.any():
+        raise UserError(f"lever {name}: no linear layers in the denoise/decode loop to quantize")
+    return out, mask
+
+
+@lever("int8_dynamic")
+def int8_dynamic(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """Dynamic int8 (torchao): int8 weights and per-token int8 activations, int8 GEMMs."""
+    out, mask = _linear_targets(df, "int8_dynamic")
+    _weight_bytes_to(out, mask, 1)
+    out = _quantize_rows(out, mask, "int8")
+    lin = _linear_mask(out, _loop_components(out))
+    out.loc[lin, "dtype"] = "int8"
+    return out
+
+
+@lever("int8_weight_only")
+def int8_weight_only(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """Weight-only int8: weights read in one byte and dequantized in the GEMM; math unchanged."""
+    out, mask = _linear_targets(df, "int8_weight_only")
+    _weight_bytes_to(out, mask, 1)
+    return out
+
+
+@lever("fp8")
+def fp8(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """FP8 (e4m3) weights and dynamic activations on sm89+ Tensor Cores."""
+    if "fp8" not in dev.spec.matrix_peak:
+        able = [n for n in hardware_names() if n.endswith("-local") is False and _has_fp8(n)]
+        raise UserError(
+            f"lever fp8: {dev.name} ({dev.arch}) has no FP8 Tensor Cores; "
+            f"choose one of: {', '.join(able)}"
+        )
+    out, mask = _linear_targets(df, "fp8")
+    _weight_bytes_to(out, mask, 1)
+    out = _quantize_rows(out, mask, "fp8")
+    lin = _linear_mask(out, _loop_components(out))
+    out.loc[lin, "dtype"] = "fp8"
+    return out
+
+
+def _has_fp8(name: str) -> bool:
+    from genscope.costmodel.hardware import get_hardware
+
+    return "fp8" in get_hardware(name).matrix_peak
+
+
+# -- decoding --------------------------------------------------------------------------------
+
+
+@lever("static_cache")
+def static_cache(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """Static KV cache: fixed shapes let each decode step replay as one CUDA graph; attention
+    reads the whole preallocated cache every step."""
+    out = _ensure(df)
+    dec = out["phase"] == "decode"
+    if not dec.any():
+        raise UserError("lever static_cache: the table has no decode phase")
+    att = dec & (out["category"] == "attention") & out["kv_len"].notna()
+    if att.any():
+        full = int(out.loc[att, "kv_len"].max())
+        kv = out.loc[att, "kv_len"].astype(float).to_numpy()
+        grow = (full / np.maximum(kv, 1.0)).clip(min=1.0)
+        out.loc[att, "bytes_read"] = (out.loc[att, "bytes_read"].to_numpy() * grow).astype("int64")
+        out.loc[att, "flops"] = (out.loc[att, "flops"].to_numpy() * grow).astype("int64")
+        out.loc[att, "kv_len"] = full
+    out.loc[dec, "gpu_host"] = "graph"
+    return out
+
+
+@lever("batching")
+def batching(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """Batch N requests: activations, FLOPs and the batch dim scale by N; weights do not."""
+    try:
+        n = int(arg or "")
+    except ValueError:
+        raise UserError("lever batching needs a batch size, e.g. batching:4") from None
+    if n < 2:
+        raise UserError("lever batching: the batch size must be 2 or more")
+    out = _ensure(df)
+    lin = out["op"].isin(_LINEAR_OPS)
+    item = out["dtype"].map(_ITEM).fillna(4).to_numpy()
+    w = np.where(lin, out["input_shapes"].astype(str).map(_weight_numel).to_numpy() * item, 0)
+    conv = classify(out).to_numpy() == "conv"
+    wconv = np.where(
+        conv,
+        out["input_shapes"]
+        .astype(str)
+        .map(lambda s: int(np.prod(_parse(s)[1])) if len(_parse(s)) > 1 else 0)
+        .to_numpy()
+        * item,
+        0,
+    )
+    weights = w + wconv
+    out["bytes_read"] = (weights + (out["bytes_read"].to_numpy() - weights) * n).astype("int64")
+    out["bytes_written"] = (out["bytes_written"] * n).astype("int64")
+    out["flops"] = (out["flops"] * n).astype("int64")
+    out["batch"] = out["batch"] * n
+    out["output_shapes"] = out["output_shapes"].astype(str).map(lambda s: _scale_first(s, n))
+    return out
+
+
+def _scale_first(shapes: str, n: int) -> str:
+    parsed = _parse(shapes)
+    if not parsed or not parsed[0]:
+        return shapes
+    first = (parsed[0][0] * n, *parsed[0][1:])
+    return ";".join("[" + ",".join(map(str, s)) + "]" for s in (first, *parsed[1:]))
+
+
+# -- stacking --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeverStep:
+    """One rung: ``name[:arg]`` and the table after it (levers before it included)."""
+
+    lever: str
+    events: pd.DataFrame
+
+
+def parse(text: str) -> list[tuple[str, str | None]]:
+    """``"bf16,compile:max-autotune"`` -> ``[("bf16", None), ("compile", "max-autotune")]``."""
+    items = []
+    for raw in (p.strip() for p in text.split(",")):
+        if not raw:
+            continue
+        name, _, arg = raw.partition(":")
+        if name not in _LEVERS:
+            raise choices_error("lever", name, lever_names())
+        items.append((name, arg or None))
+    return items
+
+
+def apply_lever(
+    events: pd.DataFrame, spec: HardwareSpec | Device, name: str, arg: str | None = None
+) -> pd.DataFrame:
+    """Apply one lever by name; unknown names raise a :class:`UserError` naming the levers."""
+    if name not in _LEVERS:
+        raise choices_error("lever", name, lever_names())
+    dev = spec if isinstance(spec, Device) else device_of(spec)
+    return _LEVERS[name](events, dev, arg)
+
+
+def stack(events: pd.DataFrame, spec: HardwareSpec, levers: str | Sequence[str]) -> list[LeverStep]:
+    """The stacked ladder: the baseline, then each lever applied on top of the previous rung."""
+    dev = device_of(spec)
+    items = parse(levers if isinstance(levers, str) else ",".join(levers))
+    steps = [LeverStep("baseline", events)]
+    current = events
+    for name, arg in items:
+        current = _LEVERS[name](current, dev, arg)
+        steps.append(LeverStep(f"{name}:{arg}" if arg else name, current))
+    return steps

@@ -1,0 +1,168 @@
+"""Levers as table transforms: their effect on a toy table, and errors when they do not apply."""
+
+import pytest
+
+from genscope.costmodel.gpu import predict
+from genscope.costmodel.gpu.levers import apply_lever, fuse_chains, lever_names, stack
+from genscope.costmodel.hardware import get_hardware
+from genscope.errors import UserError
+from genscope.schema import events_frame
+
+A100 = get_hardware("a100-80g-sxm")
+H100 = get_hardware("h100-sxm")
+
+
+def r(op, cat, unit="vector", **kw):
+    base = dict(
+        run_id="t",
+        component="unet",
+        phase="denoise",
+        step=0,
+        op=op,
+        category=cat,
+        unit=unit,
+        dtype="fp16",
+        count=10,
+        module_path="blk",
+    )
+    base.update(kw)
+    return base
+
+
+def mm(path="blk.ff", m=4096, k=320, n=320, **kw):
+    return r(
+        "aten.addmm.default",
+        "linear",
+        "matrix",
+        module_path=path,
+        input_shapes=f"[{n}];[{m},{k}];[{k},{n}]",
+        output_shapes=f"[{m},{n}]",
+        flops=2 * m * k * n,
+        bytes_read=2 * (m * k + k * n + n),
+        bytes_written=2 * m * n,
+        **kw,
+    )
+
+
+def ew(op="aten.add.Tensor", read=100, written=50, **kw):
+    return r(op, "elementwise", bytes_read=read, bytes_written=written, flops=10, **kw)
+
+
+TOY = events_frame(
+    [
+        mm(),
+        ew("aten.add.Tensor", 100, 50),
+        r("aten.view.default", "memory", "none"),
+        ew("aten.silu.default", 50, 50),
+        ew("aten.mul.Tensor", 150, 50),
+        mm(),
+    ]
+)
+
+
+def test_compile_fuses_an_elementwise_chain_with_combined_traffic():
+    out = fuse_chains(TOY, {"unet"})
+    assert list(out["op"]) == ["aten.addmm.default", "inductor.fused", "aten.addmm.default"]
+    fused = out.iloc[1]
+    # reads: 100 (first) + max(0, 50-50) + max(0, 150-50) = 200; writes the last op's 50.
+    assert (fused["bytes_read"], fused["bytes_written"], fused["gpu_kernels"]) == (200, 50, 1)
+    assert fused["flops"] == 30
+
+
+def test_compile_modes_set_host_model():
+    assert set(apply_lever(TOY, A100, "compile")["gpu_host"]) == {"compiled"}
+    assert set(apply_lever(TOY, A100, "compile", "reduce-overhead")["gpu_host"]) == {"graph"}
+    with pytest.raises(UserError, match="choose one of: default, max-autotune"):
+        apply_lever(TOY, A100, "compile", "fast")
+
+
+def test_cuda_graphs_remove_per_op_host_cost():
+    eager = predict(TOY, A100)
+    graphs = predict(apply_lever(TOY, A100, "compile", "reduce-overhead"), A100)
+    assert graphs.predicted_s < eager.predicted_s
+    assert graphs.host_bound_share < eager.host_bound_share
+
+
+def test_fp8_on_a100_is_a_clear_error():
+    with pytest.raises(
+        UserError, match=r"a100-80g-sxm \(sm80\) has no FP8.*choose one of:.*h100-sxm"
+    ):
+        apply_lever(TOY, A100, "fp8")
+    out = apply_lever(TOY, H100, "fp8")
+    assert (out["dtype"] == "fp8").sum() == 2
+    assert out["op"].str.startswith("quant.").sum() == 2  # one activation quantize per GEMM
+
+
+def test_levers_that_do_not_apply_name_what_would():
+    with pytest.raises(UserError, match="no convolutions"):
+        apply_lever(TOY, A100, "channels_last")
+    with pytest.raises(UserError, match="no fp32 ops"):
+        apply_lever(TOY, A100, "bf16")
+    with pytest.raises(UserError, match="trace with attention='math'"):
+        apply_lever(TOY, A100, "sdpa")
+    with pytest.raises(UserError, match="no decode phase"):
+        apply_lever(TOY, A100, "static_cache")
+    with pytest.raises(UserError, match="batching:4"):
+        apply_lever(TOY, A100, "batching")
+    with pytest.raises(
+        UserError, match="unknown lever 'turbo'; choose one of: " + ", ".join(sorted(lever_names()))
+    ):
+        stack(TOY, A100, "bf16,turbo")
+
+
+def test_int8_weight_only_halves_weight_bytes():
+    out = apply_lever(TOY, A100, "int8_weight_only")
+    assert out["bytes_read"][0] == TOY["bytes_read"][0] - 320 * 320  # 2 -> 1 byte per weight
+
+
+def test_fused_qkv_merges_projections_reading_one_input():
+    rows = [mm("attn.to_q"), mm("attn.to_k"), mm("attn.to_v"), mm("attn.to_out.0")]
+    out = apply_lever(events_frame(rows), A100, "fused_qkv")
+    assert len(out) == 2
+    assert out["output_shapes"][0] == "[4096,960]"
+    assert out["flops"][0] == 3 * 2 * 4096 * 320 * 320
+    # the activation is read once instead of three times
+    assert out["bytes_read"][0] == 3 * 2 * (4096 * 320 + 320 * 320 + 320) - 2 * 2 * 4096 * 320
+
+
+SHAPES = "[16,4096,4096];[16,4096,64];[16,64,4096]"
+SCORES = 2 * 16 * 4096**2  # fp16 bytes of the N x N scores
+
+
+def test_sdpa_replaces_math_attention_with_one_flash_row():
+    q = dict(q_len=4096, kv_len=4096, head_dim=64, heads=8, batch=2)
+    rows = [
+        r(
+            "aten.baddbmm.default",
+            "attention",
+            "matrix",
+            input_shapes=SHAPES,
+            output_shapes="[16,4096,4096]",
+            flops=2 * 16 * 4096 * 4096 * 64,
+            bytes_read=1,
+            bytes_written=SCORES,
+            **q,
+        ),
+        r("aten._softmax.default", "attention", bytes_read=SCORES, bytes_written=SCORES, **q),
+        r(
+            "aten.bmm.default",
+            "attention",
+            "matrix",
+            input_shapes="[16,4096,4096];[16,4096,64]",
+            output_shapes="[16,4096,64]",
+            flops=2 * 16 * 4096 * 4096 * 64,
+            bytes_read=1,
+            bytes_written=1,
+            **q,
+        ),
+    ]
+    math_ev = events_frame(rows)
+    flash = apply_lever(math_ev, A100, "sdpa")
+    assert list(flash["op"]) == ["aten.scaled_dot_product_attention"]
+    assert flash["bytes_read"][0] == 2 * 16 * 64 * (4096 * 3)
+    assert predict(flash, A100).predicted_s < predict(math_ev, A100).predicted_s
+
+
+def test_ladder_names_its_rungs():
+    steps = stack(TOY, A100, "compile:reduce-overhead,int8_dynamic")
+    assert [s.lever for s in steps] == ["baseline", "compile:reduce-overhead", "int8_dynamic"]

@@ -18,6 +18,8 @@ TORCH_DTYPES: dict[str, torch.dtype] = {
     "int8": torch.int8,
 }
 _NAMES = {v: k for k, v in TORCH_DTYPES.items()}
+#: Bytes per element of each named dtype.
+ITEMSIZE: dict[str, int] = {n: t.itemsize for n, t in TORCH_DTYPES.items()}
 
 
 def dtype_name(dtype: torch.dtype) -> str:

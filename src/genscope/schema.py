@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import pandas as pd
@@ -90,3 +91,14 @@ def events_frame(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFra
 def total(df: pd.DataFrame, column: str) -> pd.Series:
     """Per-row totals of a per-op column, honouring ``count``."""
     return df[column] * df["count"]
+
+
+@cache
+def parse_shapes(shapes: str) -> tuple[tuple[int, ...], ...]:
+    """An ``input_shapes``/``output_shapes`` cell as tuples: ``"[2,77,768];[768]"`` ->
+    ``((2, 77, 768), (768,))``; a scalar (``[]``) is ``()``."""
+    out = []
+    for piece in (shapes or "").split(";"):
+        piece = piece.strip().strip("[]")
+        out.append(tuple(int(x) for x in piece.split(",") if x.strip()) if piece else ())
+    return tuple(out)

@@ -29,7 +29,8 @@ import pandas as pd
 import torch
 
 from genscope.costmodel.taxonomy import CONV_OPS, NORM_OPS, SDPA_NAMES
-from genscope.dtypes import TORCH_DTYPES
+from genscope.dtypes import ITEMSIZE
+from genscope.schema import parse_shapes
 
 #: The stored model's format and method; a stored model of another version is re-measured on
 #: first use (docs/history/op-model.md lists the versions).
@@ -248,12 +249,6 @@ def packet_name(op: str) -> str:
     return parts[1] if len(parts) > 1 else op
 
 
-def _shapes(input_shapes: str) -> list[list[int]]:
-    return [
-        [int(x) for x in s.strip("[]").split(",") if x] for s in str(input_shapes).split(";") if s
-    ]
-
-
 #: Largest batch-1 input (elements) PyTorch still convolves with its native im2col + GEMM path
 #: rather than oneDNN ("for some case, native is faster": ``ConvParams::use_mkldnn`` in
 #: aten/src/ATen/native/Convolution.cpp).
@@ -262,10 +257,10 @@ NATIVE_CONV_MAX_NUMEL = 20480
 
 def _weight_bytes(input_shapes: str, dtype: str) -> float:
     """Bytes of a convolution row's weight (its second input)."""
-    shapes = _shapes(input_shapes)
+    shapes = parse_shapes(input_shapes)
     if len(shapes) < 2:
         return 0.0
-    size = TORCH_DTYPES[dtype].itemsize if dtype in TORCH_DTYPES else 4
+    size = ITEMSIZE.get(dtype, 4)
     return float(math.prod(shapes[1]) * size)
 
 
@@ -286,7 +281,7 @@ def conv_class(input_shapes: str, dtype: str = "fp32", threads: int = 1) -> str:
     is taken as native. ``tests/test_validate.py`` checks the rule against the installed
     torch.
     """
-    shapes = _shapes(input_shapes)
+    shapes = parse_shapes(input_shapes)
     if len(shapes) < 2 or len(shapes[1]) < 3:
         return "conv3"
     x, w = shapes[0], shapes[1]

@@ -24,14 +24,14 @@ roofline ``max(flops/peak, bytes/bw)`` of the same math mode: :func:`kernel_time
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 import pandas as pd
 
 from genscope.costmodel.gpu import constants as C
 from genscope.costmodel.gpu.device import Device
+from genscope.dtypes import ITEMSIZE
 from genscope.errors import UserError, choices_error
+from genscope.schema import parse_shapes
 
 #: SDPA overloads priced as one fused flash kernel.
 ATTENTION_OPS: frozenset[str] = frozenset(
@@ -49,23 +49,12 @@ ATTENTION_OPS: frozenset[str] = frozenset(
 ATTENTION_KERNELS: tuple[str, ...] = ("fa2", "fa3", "cudnn")
 #: Copies that usually change layout (``.contiguous()`` after a permute/transpose).
 STRIDED_COPIES: frozenset[str] = frozenset({"aten.clone.default", "aten.contiguous.default"})
-_ITEMSIZE = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "fp64": 8}
-
-
-@cache
-def _parse(shapes: str) -> tuple[tuple[int, ...], ...]:
-    """``"[2,77,768];[768]"`` -> ``((2, 77, 768), (768,))``; empty pieces are scalars."""
-    out = []
-    for piece in (shapes or "").split(";"):
-        piece = piece.strip().strip("[]")
-        out.append(tuple(int(x) for x in piece.split(",") if x.strip()) if piece else ())
-    return tuple(out)
 
 
 def _first_shape(s: object) -> tuple[int, ...]:
     if not isinstance(s, str) or not s:
         return ()
-    return _parse(s)[0]
+    return parse_shapes(s)[0]
 
 
 def classify(events: pd.DataFrame) -> pd.Series:
@@ -83,7 +72,7 @@ def math_mode(dtype: pd.Series, kclass: pd.Series, *, tf32: bool) -> pd.Series:
     """Peak key each matrix kernel uses: fp32 convs run TF32 (cuDNN's default on Ampere+),
     fp32 matmuls run TF32 only when ``tf32`` (PyTorch's ``allow_tf32``) is set."""
     d = dtype.fillna("fp32").astype(str).replace({"": "fp32"})
-    d = d.where(d.isin(list(_ITEMSIZE)), "fp32")
+    d = d.where(d.isin(list(ITEMSIZE)), "fp32")
     is_fp32 = d == "fp32"
     to_tf32 = is_fp32 & ((kclass == "conv") | ((kclass.isin(["gemm", "attention"])) & tf32))
     return d.where(~to_tf32, "tf32")
@@ -279,7 +268,7 @@ def kernel_times(
         nchw = is_conv & tc & (layout[mm] != "nhwc")
         passes = float(C.value("conv.nchw_extra_passes"))
         in_shape = sub["input_shapes"].astype(object).map(_first_shape)
-        item = mode[mm].map(lambda m: _ITEMSIZE.get(m, 4) if m != "tf32" else 4).to_numpy()
+        item = mode[mm].map(lambda m: ITEMSIZE.get(m, 4) if m != "tf32" else 4).to_numpy()
         in_bytes = np.array([float(np.prod(s)) if s else 0.0 for s in in_shape]) * item
         extra_bytes = passes * (in_bytes + wbytes[mm])
         strided = float(C.value("mem.strided_fraction"))

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from genscope.costmodel.gpu import constants as C
 from genscope.costmodel.gpu.device import Device, device_of
-from genscope.costmodel.gpu.kernels import _parse, classify
-from genscope.costmodel.hardware import HardwareSpec, hardware_names
+from genscope.costmodel.gpu.kernels import classify
+from genscope.costmodel.hardware import HardwareSpec, get_hardware, hardware_names
 from genscope.errors import UserError, choices_error
+from genscope.schema import parse_shapes
 
 LeverFn = Callable[[pd.DataFrame, Device, str | None], pd.DataFrame]
 _LEVERS: dict[str, LeverFn] = {}
@@ -93,13 +95,13 @@ def _linear_mask(df: pd.DataFrame, components: Collection[str]) -> pd.Series:
 
 def _weight_numel(shapes: str) -> int:
     """Weight elements of an addmm/mm row: the last input shape ``[K, N]``."""
-    parsed = _parse(shapes)
+    parsed = parse_shapes(shapes)
     return int(np.prod(parsed[-1])) if parsed and parsed[-1] else 0
 
 
 def _act_numel(shapes: str) -> int:
     """Activation elements of an addmm/mm row: the ``[M, K]`` input."""
-    parsed = [s for s in _parse(shapes) if len(s) == 2]
+    parsed = [s for s in parse_shapes(shapes) if len(s) == 2]
     return int(np.prod(parsed[0])) if parsed else 0
 
 
@@ -165,7 +167,7 @@ def sdpa(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
         q = int(out.at[s, "q_len"] or 1)
         kv = int(out.at[s, "kv_len"] or 1)
         d = int(out.at[s, "head_dim"] or 1)
-        shape = _parse(str(out.at[s, "input_shapes"]))
+        shape = parse_shapes(str(out.at[s, "input_shapes"]))
         bh = int(shape[1][0]) if len(shape) > 1 and shape[1] else 1
         item = _ITEM.get(str(out.at[s, "dtype"]), 2)
         out.at[s, "op"] = "aten.scaled_dot_product_attention"
@@ -213,7 +215,7 @@ def fused_qkv(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataF
     idx = np.flatnonzero(cand.to_numpy())
     groups: dict[tuple[str, str, int], list[int]] = {}
     for i in idx:
-        act = _parse(str(out.at[i, "input_shapes"]))
+        act = parse_shapes(str(out.at[i, "input_shapes"]))
         act_key = str([s for s in act if len(s) == 2][:1])
         key = (parent.iat[i], act_key, int(out.at[i, "count"]))
         groups.setdefault(key, []).append(i)
@@ -223,8 +225,8 @@ def fused_qkv(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataF
         first = members[0]
         item = _ITEM.get(str(out.at[first, "dtype"]), 4)
         act_bytes = _act_numel(str(out.at[first, "input_shapes"])) * item
-        n_total = sum(_parse(str(out.at[m, "output_shapes"]))[0][-1] for m in members)
-        m_rows = _parse(str(out.at[first, "output_shapes"]))[0][0]
+        n_total = sum(parse_shapes(str(out.at[m, "output_shapes"]))[0][-1] for m in members)
+        m_rows = parse_shapes(str(out.at[first, "output_shapes"]))[0][0]
         out.at[first, "flops"] = int(sum(out.at[m, "flops"] for m in members))
         reads = sum(int(out.at[m, "bytes_read"]) for m in members)
         out.at[first, "bytes_read"] = int(reads - (len(members) - 1) * act_bytes)
@@ -250,8 +252,6 @@ def fuse_chains(df: pd.DataFrame, components: Collection[str]) -> pd.DataFrame:
     comp = out["component"].fillna("").astype(str).to_numpy()
     inside = np.isin(comp, list(components))
     mem = (kc == "memory") & inside
-    from genscope.costmodel.gpu import constants as C
-
     sync = out["op"].isin(C.value("host.sync_ops")).to_numpy()
     mem &= ~sync
     count = out["count"].to_numpy()
@@ -381,8 +381,6 @@ def fp8(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
 
 
 def _has_fp8(name: str) -> bool:
-    from genscope.costmodel.hardware import get_hardware
-
     return "fp8" in get_hardware(name).matrix_peak
 
 
@@ -427,7 +425,7 @@ def batching(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFr
         conv,
         out["input_shapes"]
         .astype(str)
-        .map(lambda s: int(np.prod(_parse(s)[1])) if len(_parse(s)) > 1 else 0)
+        .map(lambda s: int(np.prod(parse_shapes(s)[1])) if len(parse_shapes(s)) > 1 else 0)
         .to_numpy()
         * item,
         0,
@@ -442,7 +440,7 @@ def batching(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFr
 
 
 def _scale_first(shapes: str, n: int) -> str:
-    parsed = _parse(shapes)
+    parsed = parse_shapes(shapes)
     if not parsed or not parsed[0]:
         return shapes
     first = (parsed[0][0] * n, *parsed[0][1:])

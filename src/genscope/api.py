@@ -15,12 +15,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from genscope.analyses.summary import summarize
+from genscope.analyses.summary import summarize, time_model_summary
 from genscope.capture.analytic import AnalyticCapture
 from genscope.capture.attention_impl import ATTENTION_CHOICES
 from genscope.capture.context import AxisRules, Runner
 from genscope.costmodel.hardware import HardwareSpec, get_hardware
-from genscope.costmodel.roofline import apply_roofline
+from genscope.costmodel.pricing import price
 from genscope.errors import UserError, choices_error
 from genscope.machine.environment import environment
 from genscope.store import new_run_id, write_run
@@ -104,15 +104,19 @@ def assemble_run(
     save: bool,
     output: Any = None,
     enrich: Callable[[pd.DataFrame, dict[str, Any]], None] | None = None,
+    libraries: dict[str, str] | None = None,
 ) -> TraceResult:
-    """The one run assembler of both capture paths: roofline → summarize → (enrich) → write.
+    """The one run assembler of both capture paths: price → summarize → (enrich) → write.
 
-    ``events`` is a capture's op-event table; ``enrich`` adds to the summary in place (the
-    measured figures of a measured run) before the run is written.
+    ``events`` is a capture's op-event table, priced on ``hw`` (:func:`price`: the GPU time
+    model on a GPU spec, with ``libraries`` naming each component's model library, else the
+    roofline); ``enrich`` adds to the summary in place (the measured figures of a measured
+    run) before the run is written.
     """
     events["run_id"] = meta["run_id"]
-    events = apply_roofline(events, hw)
+    events, prediction = price(events, hw, libraries=libraries)
     summary = summarize(events)
+    summary.update(time_model_summary(summary, prediction))
     if enrich is not None:
         enrich(events, summary)
     path = str(write_run(meta["run_id"], meta, events, summary)) if save else None
@@ -173,10 +177,13 @@ def trace_built(
             "sources": wl.sources(s.variant),
             "task": wl.task,
             "family": wl.family,
+            "libraries": built.libraries(),
             **(extra_meta or {}),
         },
     )
-    return assemble_run(meta, capture.table(), hw, save=save, output=output)
+    return assemble_run(
+        meta, capture.table(), hw, save=save, output=output, libraries=built.libraries()
+    )
 
 
 def trace(
@@ -229,4 +236,5 @@ def trace(
     settings = {"size": "custom", "dtype": None, "attention": attention}
     params = {c: count_params(m) for c, m in components.items()}
     meta = run_meta(run_id, label, settings, hw, params, {})
-    return assemble_run(meta, capture.table(), hw, save=save, output=output)
+    libraries = {c: type(m).__module__.split(".")[0] for c, m in components.items()}
+    return assemble_run(meta, capture.table(), hw, save=save, output=output, libraries=libraries)

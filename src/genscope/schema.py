@@ -52,7 +52,15 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("bytes_read", "int64", "B", "minimum off-chip bytes read, per single op", 0),
     Column("bytes_written", "int64", "B", "minimum off-chip bytes written, per single op", 0),
     Column("live_bytes", "Int64", "B", "activation bytes alive after this op (outputs not freed)"),
-    Column("predicted_s", "float64", "s", "roofline time on the run's hardware, per op", 0.0),
+    Column(
+        "predicted_s",
+        "float64",
+        "s",
+        "predicted time per op: the GPU time model's kernel time on a GPU spec, the roofline "
+        "on others",
+        0.0,
+    ),
+    Column("roofline_s", "float64", "s", "roofline bound on the run's hardware, per op", 0.0),
     Column("bound", "string", doc="compute | memory | none (roofline label)"),
     Column("measured_s", "float64", "s", "measured time per op (measured mode), else null"),
     Column("count", "int64", doc="identical ops this row stands for", default=1),

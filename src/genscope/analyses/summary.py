@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from genscope.costmodel.gpu import GpuPrediction
 from genscope.schema import total
 
 ATTENTION_GROUPS = ("self", "cross", "spatial", "temporal", "joint", "text")
@@ -16,6 +17,7 @@ def _block(df: pd.DataFrame) -> dict[str, float]:
         "flops": int(total(df, "flops").sum()),
         "bytes": int((total(df, "bytes_read") + total(df, "bytes_written")).sum()),
         "time_s": float(total(df, "predicted_s").sum()),
+        "roofline_s": float(total(df, "roofline_s").sum()),
     }
 
 
@@ -38,6 +40,7 @@ def summarize(events: pd.DataFrame) -> dict[str, Any]:
         "flops_total": whole["flops"],
         "bytes_total": whole["bytes"],
         "predicted_s": whole["time_s"],
+        "roofline_s": whole["roofline_s"],
         "by_component": {str(c): _block(df) for c, df in events.groupby("component", sort=False)},
         "by_category": by_category,
         "attention": attention,
@@ -45,5 +48,34 @@ def summarize(events: pd.DataFrame) -> dict[str, Any]:
             "min": int(seq.min()) if len(seq) else None,
             "max": int(seq.max()) if len(seq) else None,
             "distinct": sorted(int(s) for s in seq.unique()),
+        },
+    }
+
+
+def time_model_summary(summary: dict[str, Any], prediction: GpuPrediction | None) -> dict[str, Any]:
+    """What ``predicted_s`` of the run means, and on a GPU spec the host timeline's figures.
+
+    On a GPU spec the run's ``predicted_s`` is the end-to-end wall time of the host timeline
+    (kernels plus the gaps where the GPU waits on Python and launches); ``kernel_s`` is the
+    sum of predicted kernel times (what ``by_category`` splits), ``roofline_s`` the bound.
+    """
+    if prediction is None:
+        return {"time_model": "roofline", "kernel_s": summary["predicted_s"]}
+    steps = prediction.steps_json()
+    return {
+        "time_model": "gpu (kernel model + host timeline)",
+        "predicted_s": prediction.predicted_s,
+        "kernel_s": summary["predicted_s"],
+        "roofline_s": prediction.roofline_s,
+        "busy_s": prediction.busy_s,
+        "idle_s": prediction.idle_s,
+        "host_bound_share": prediction.host_bound_share,
+        "predicted_idle": {
+            "definition": (
+                "device idle = wall − busy on the predicted host timeline: the GPU waits for "
+                "Python, dispatch and launches (Lee et al.'s GPU idle)"
+            ),
+            "by_phase": prediction.to_json()["by_phase"],
+            "by_step": [s for s in steps if s.get("step", -1) >= 0],
         },
     }

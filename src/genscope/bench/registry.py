@@ -20,6 +20,7 @@ BENCHES: dict[str, str] = {
     "validate": "genscope.bench.validate:bench_validate",
     "overhead": "genscope.bench.overhead:bench_overhead",
     "optimize": "genscope.bench.optimize:bench_optimize",
+    "scorecard": "genscope.bench.scorecard:bench_scorecard",
 }
 
 

@@ -83,11 +83,50 @@ def print_result(result: dict[str, Any]) -> None:
     )
 
 
+def _predicted(
+    workload: str, hardware: str, levers: str | None, json_out: bool, params: dict[str, Any]
+) -> None:
+    """``optimize --hardware``: the ladder predicted on a GPU spec (full size unless told)."""
+    from genscope.optimize.predicted import predict_ladder
+
+    settings = options.settings_from(params)
+    with err_console.status(f"predicting the {workload} ladder on {hardware}"):
+        result = predict_ladder(workload, settings, hardware, levers)
+    if json_out:
+        emit_json(result)
+        return
+    out_console.print(
+        f"[bold]{result['workload']}[/] ({result['kind']}) — {result['mode']}; "
+        f"baseline: {result['baseline']}"
+    )
+    table = Table("lever", "end to end", "loop", "idle", "speedup", "vs prev")
+    for st in result["stages"]:
+        table.add_row(
+            st["lever"],
+            _fmt_s(st["predicted_s"]),
+            _fmt_s(st["predicted_hot_s"]),
+            f"{st['host_bound_share']:.0%}",
+            f"{st['speedup']:.2f}x",
+            f"{st['speedup_vs_prev']:.2f}x",
+        )
+    out_console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("optimize")
     def optimize_cmd(
-        workload: str = typer.Argument(..., help="sd15 | chameleon | llama"),
-        size: str = typer.Option("tiny", help="tiny | small (chameleon, llama) | full"),
+        workload: str = typer.Argument(
+            ..., help="Measured: sd15 | chameleon | llama. With --hardware: any workload."
+        ),
+        size: str | None = typer.Option(
+            None,
+            help="tiny | small (chameleon, llama) | full (default: tiny; with --hardware: full)",
+        ),
+        hardware: str | None = typer.Option(
+            None,
+            help="Predict the ladder on this GPU spec with the GPU time model (no device, "
+            "full size on meta) instead of measuring it here.",
+        ),
         res: str | None = typer.Option(None, help="Image side N or HxW in pixels (diffusion)."),
         steps: int | None = typer.Option(None, help="Denoise steps per call (diffusion; 1)."),
         levers: str | None = typer.Option(
@@ -105,7 +144,18 @@ def register(app: typer.Typer) -> None:
         threads: int | None = typer.Option(None, help="CPU intra-op threads (default: torch's)."),
         json_out: options.Json = False,
     ) -> None:
-        """Stack levers; per stage: latency, speedup, compile time, memory, output deviation."""
+        """Stack levers; per stage: latency, speedup, compile time, memory, output deviation.
+
+        With ``--hardware GPU`` the ladder is predicted by the GPU time model instead.
+        """
+        if hardware is not None:
+            given = {"--device": device, "--threads": threads}
+            if any(v is not None for v in given.values()):
+                names = ", ".join(k for k, v in given.items() if v is not None)
+                raise UserError(f"{names} apply to measured runs, not with --hardware")
+            _predicted(workload, hardware, levers, json_out, locals() | {"size": size or "full"})
+            return
+        size = size or "tiny"
         from genscope.optimize import TargetSpec, build, optimize, parse_levers
         from genscope.optimize.base import target_kind
 

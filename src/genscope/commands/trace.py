@@ -30,11 +30,19 @@ def print_summary(result: dict) -> None:
     if result.get("collapsed_steps"):
         steps = ", ".join(f"{p}: 1 traced x{n}" for p, n in result["collapsed_steps"].items())
         out_console.print(f"identical steps traced once and counted: {steps}")
+    gpu = result.get("time_model", "roofline") != "roofline"
+    model = "GPU time model: kernels + host timeline" if gpu else "analytic roofline"
     out_console.print(
         f"total: {_fmt(result['flops_total'], 'FLOP')}, {_fmt(result['bytes_total'], 'B')}, "
-        f"predicted {result['predicted_s'] * 1e3:.2f} ms (analytic roofline)"
+        f"predicted {result['predicted_s'] * 1e3:.2f} ms ({model})"
     )
-    table = Table("category", "FLOPs", "bytes", "time", "share", title="by category")
+    if gpu:
+        out_console.print(
+            f"kernels {result['kernel_s'] * 1e3:.2f} ms, device idle {result['idle_s'] * 1e3:.2f}"
+            f" ms ({result['host_bound_share']:.1%} host-bound), roofline bound "
+            f"{result['roofline_s'] * 1e3:.2f} ms"
+        )
+    table = Table("category", "FLOPs", "bytes", "time", "roofline", "share", title="by category")
     rows = sorted(result["by_category"].items(), key=lambda kv: -kv[1]["time_s"])
     for cat, v in rows:
         table.add_row(
@@ -42,6 +50,7 @@ def print_summary(result: dict) -> None:
             _fmt(v["flops"], "FLOP"),
             _fmt(v["bytes"], "B"),
             f"{v['time_s'] * 1e3:.3f} ms",
+            f"{v['roofline_s'] * 1e3:.3f} ms",
             f"{v['share']:.1%}",
         )
     out_console.print(table)

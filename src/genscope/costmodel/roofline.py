@@ -17,7 +17,9 @@ _PRICED = ("fp64", "fp32", "bf16", "fp16", "fp8", "int8")
 
 
 def apply_roofline(events: pd.DataFrame, hw: HardwareSpec) -> pd.DataFrame:
-    """Return ``events`` with ``predicted_s`` (per single op) and ``bound`` filled in."""
+    """Return ``events`` with ``roofline_s`` and ``predicted_s`` (both the roofline, per single
+    op) and ``bound`` filled in; :func:`genscope.costmodel.pricing.price` replaces
+    ``predicted_s`` with the GPU time model on GPU specs."""
     out = events.copy()
     dtype = out["dtype"].where(out["dtype"].isin(_PRICED), "fp32").astype(str)
     unit = out["unit"].astype(str)
@@ -28,7 +30,8 @@ def apply_roofline(events: pd.DataFrame, hw: HardwareSpec) -> pd.DataFrame:
     compute_s = (out["flops"] / peak).fillna(0.0)
     memory_s = (out["bytes_read"] + out["bytes_written"]) / hw.mem_bw
     launches = unit != "none"
-    out["predicted_s"] = np.maximum(compute_s, memory_s) + launches * hw.dispatch_overhead_s
+    out["roofline_s"] = np.maximum(compute_s, memory_s) + launches * hw.dispatch_overhead_s
+    out["predicted_s"] = out["roofline_s"]
     out["bound"] = np.where(~launches, "none", np.where(compute_s >= memory_s, "compute", "memory"))
     out["bound"] = out["bound"].astype("string")
     return out

@@ -120,12 +120,6 @@ def check_device(device: str) -> None:
         raise UserError(f"--device {device}: CUDA is not available (torch {torch.__version__})")
 
 
-def component_libraries(built: Built) -> dict[str, str]:
-    """The library (top-level package of its model class) of every component, e.g.
-    ``{"unet": "diffusers", "text_encoder": "transformers"}``."""
-    return {name: type(m).__module__.split(".")[0] for name, m in built.models.items()}
-
-
 def measure_workload(
     workload: str | Workload,
     settings: Settings | None = None,
@@ -205,7 +199,7 @@ def measure_workload(
                     "instrumentation_ratio": share(chosen.wall_s, wall.median),
                     "instrument": instrument_description(device),
                     "threads": n_threads,
-                    "component_libraries": component_libraries(built),
+                    "component_libraries": built.libraries(),
                     "contention": passes.contention,
                     "machine_state": {
                         "probe_reference_s": passes.probe_reference_s,
@@ -253,7 +247,9 @@ def measure_workload(
             mode="measured",
         )
         say("writing run")
-        return assemble_run(meta, events, hw, save=save, enrich=add_measured)
+        return assemble_run(
+            meta, events, hw, save=save, enrich=add_measured, libraries=built.libraries()
+        )
 
 
 @dataclass

@@ -95,6 +95,11 @@ class Built:
     def params(self) -> dict[str, int]:
         return {name: count_params(m) for name, m in self.models.items()}
 
+    def libraries(self) -> dict[str, str]:
+        """The library (top-level package of its model class) of every component, e.g.
+        ``{"unet": "diffusers", "text_encoder": "transformers"}``: host cost per op differs."""
+        return {name: type(m).__module__.split(".")[0] for name, m in self.models.items()}
+
 
 class Workload(ABC):
     """Base class: subclasses set the ClassVars and implement :meth:`generate`."""

@@ -28,6 +28,7 @@ from genscope.costmodel.gpu import constants as C
 from genscope.costmodel.gpu.device import Device, device_of
 from genscope.costmodel.gpu.kernels import classify
 from genscope.costmodel.hardware import HardwareSpec, get_hardware, hardware_names
+from genscope.dtypes import ITEMSIZE
 from genscope.errors import UserError, choices_error
 from genscope.schema import parse_shapes
 
@@ -43,7 +44,7 @@ COMPILE_MODES: tuple[str, ...] = (
 GRAPH_MODES: frozenset[str] = frozenset({"reduce-overhead", "max-autotune"})
 #: Phases whose components a lever targets by default: the looped denoiser / decoder.
 LOOP_PHASES: tuple[str, ...] = ("denoise", "decode")
-_ITEM = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
+
 _QKV = re.compile(r"(?:^|\.)(?:to_q|to_k|to_v|q_proj|k_proj|v_proj)$")
 _LINEAR_OPS = frozenset({"aten.addmm.default", "aten.mm.default"})
 
@@ -169,7 +170,7 @@ def sdpa(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
         d = int(out.at[s, "head_dim"] or 1)
         shape = parse_shapes(str(out.at[s, "input_shapes"]))
         bh = int(shape[1][0]) if len(shape) > 1 and shape[1] else 1
-        item = _ITEM.get(str(out.at[s, "dtype"]), 2)
+        item = ITEMSIZE.get(str(out.at[s, "dtype"]), 2)
         out.at[s, "op"] = "aten.scaled_dot_product_attention"
         out.at[s, "flops"] = int(out.at[s, "flops"] + out.at[j, "flops"])
         out.at[s, "bytes_read"] = int(item * bh * d * (q + 2 * kv))
@@ -223,7 +224,7 @@ def fused_qkv(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataF
         if len(members) < 2:
             continue
         first = members[0]
-        item = _ITEM.get(str(out.at[first, "dtype"]), 4)
+        item = ITEMSIZE.get(str(out.at[first, "dtype"]), 4)
         act_bytes = _act_numel(str(out.at[first, "input_shapes"])) * item
         n_total = sum(parse_shapes(str(out.at[m, "output_shapes"]))[0][-1] for m in members)
         m_rows = parse_shapes(str(out.at[first, "output_shapes"]))[0][0]
@@ -312,7 +313,7 @@ def compile_(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFr
 def _quantize_rows(out: pd.DataFrame, mask: pd.Series, dtype: str) -> pd.DataFrame:
     """Activation quantization before each GEMM: read the activation, write it in 1 byte."""
     src = out[mask]
-    item = src["dtype"].map(_ITEM).fillna(2).to_numpy()
+    item = src["dtype"].map(ITEMSIZE).fillna(2).to_numpy()
     act = src["input_shapes"].astype(str).map(_act_numel).to_numpy(dtype=float)
     q = src.copy()
     q["op"] = f"quant.quantize_per_token_{dtype}"
@@ -330,7 +331,7 @@ def _quantize_rows(out: pd.DataFrame, mask: pd.Series, dtype: str) -> pd.DataFra
 
 
 def _weight_bytes_to(out: pd.DataFrame, mask: pd.Series, new_item: int) -> None:
-    item = out.loc[mask, "dtype"].map(_ITEM).fillna(2).to_numpy()
+    item = out.loc[mask, "dtype"].map(ITEMSIZE).fillna(2).to_numpy()
     w = out.loc[mask, "input_shapes"].astype(str).map(_weight_numel).to_numpy()
     saved = (w * (item - new_item)).astype("int64")
     out.loc[mask, "bytes_read"] = out.loc[mask, "bytes_read"].to_numpy() - saved
@@ -418,7 +419,7 @@ def batching(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFr
         raise UserError("lever batching: the batch size must be 2 or more")
     out = _ensure(df)
     lin = out["op"].isin(_LINEAR_OPS)
-    item = out["dtype"].map(_ITEM).fillna(4).to_numpy()
+    item = out["dtype"].map(ITEMSIZE).fillna(4).to_numpy()
     w = np.where(lin, out["input_shapes"].astype(str).map(_weight_numel).to_numpy() * item, 0)
     conv = classify(out).to_numpy() == "conv"
     wconv = np.where(

@@ -196,7 +196,9 @@ def predict(
     )
     count = ev["count"].to_numpy(dtype=np.int64)
     tl = simulate(host, k["kernel_s"].to_numpy(), count, sync)
-    ops = pd.concat([ev, k], axis=1)
+    # the kernel model's columns replace any of the same name the table carries (a priced
+    # op-event table has roofline_s already)
+    ops = pd.concat([ev.drop(columns=[c for c in k.columns if c in ev.columns]), k], axis=1)
     ops["predicted_s"] = ops["kernel_s"]
     ops["host_s"] = host
     ops["issue_s"], ops["start_s"], ops["end_s"] = tl.issue_s, tl.start_s, tl.end_s

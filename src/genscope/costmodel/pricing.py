@@ -4,7 +4,9 @@ Every capture path prices its op-event table here. The roofline (``roofline_s``)
 filled in beside the prediction, as the bound it is: on a GPU spec (one with the GPU model's
 fields, :mod:`genscope.costmodel.gpu.device`) ``predicted_s`` becomes each op's predicted kernel
 time and the run gets its host timeline (end-to-end wall, device idle, host-bound share); on
-other specs (``cpu-local``, a spec without SM counts) ``predicted_s`` stays the roofline.
+other specs (``cpu-local``, a spec without SM counts) ``predicted_s`` stays the roofline. On a
+GPU spec ``roofline_s`` is the bound of the math each kernel runs: PyTorch's defaults make
+fp32 convolutions TF32 in cuDNN, so their bound uses the TF32 peak.
 """
 
 from __future__ import annotations
@@ -40,4 +42,7 @@ def price(
         return priced, None
     prediction = predict(priced, hw, library_of_component=libraries)
     priced["predicted_s"] = prediction.ops["kernel_s"].to_numpy()
+    # the bound of the math the kernel runs (cuDNN's TF32 for fp32 convolutions, the layout
+    # passes of NCHW Tensor-Core convolutions), which no kernel prediction is below
+    priced["roofline_s"] = prediction.ops["roofline_s"].to_numpy()
     return priced, prediction

@@ -291,6 +291,12 @@ def kernel_times(
         batch = sub["batch"].astype("Float64").fillna(1).to_numpy(dtype=float)
         peak = _peaks(dev, mode[at], "matrix")
         ceil = _attention_ceiling(dev, attention_kernel, d)
+        # FlashAttention needs fp16/bf16: PyTorch runs fp32 SDPA in its memory-efficient kernel
+        # on CUDA cores (SDPA backend selection, torch.nn.attention docs), priced here at the
+        # fp32 SIMT GEMM ceiling of the same FMA pipes
+        simt = mode[at].isin(["fp32", "fp64"]).to_numpy()
+        if simt.any():
+            ceil = np.where(simt, _matrix_ceiling(dev, mode[at]), ceil)
         f = flash_time(batch * heads, q, kv, d, peak, ceil, dev.sm_count)
         mem_s = nbytes[at] / (bw * stream)
         kernel_s[at] = np.maximum(f["time_s"], mem_s) + fixed["attention"]

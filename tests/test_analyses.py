@@ -25,12 +25,15 @@ def test_power_law_fit_recovers_exponent():
 
 
 def test_breakdown_shares_sum_to_one(sd15_runs):
-    table = category_breakdown({k: r.events for k, r in sd15_runs.items()})
-    for _, df in table.groupby("run"):
-        assert df["share"].sum() == pytest.approx(1.0)
+    runs = {k: r.events for k, r in sd15_runs.items()}
+    for time_col in ("predicted_s", "roofline_s"):
+        for _, df in category_breakdown(runs, time_col=time_col).groupby("run"):
+            assert df["share"].sum() == pytest.approx(1.0)
+    # on the roofline (the traffic bound): removing N² traffic makes conv a larger share
+    table = category_breakdown(runs, time_col="roofline_s")
     flash_conv = table[(table.run == "flash") & (table.category == "conv")].share.iloc[0]
     math_conv = table[(table.run == "math") & (table.category == "conv")].share.iloc[0]
-    assert flash_conv > math_conv  # removing N² traffic makes conv a larger share
+    assert flash_conv > math_conv
 
 
 def test_flash_speedup_and_attention_only(sd15_runs):

@@ -23,7 +23,7 @@ from genscope.costmodel.hardware import HardwareSpec, get_hardware
 from genscope.costmodel.roofline import apply_roofline
 from genscope.errors import UserError, choices_error
 from genscope.machine.environment import environment
-from genscope.store import new_run_id, write_run
+from genscope.store import check_store, new_run_id, write_run
 from genscope.workloads.base import Built, Settings, Workload
 from genscope.workloads.components import count_params
 from genscope.workloads.registry import get_workload
@@ -131,11 +131,14 @@ def trace_workload(
     """Analytic trace of a suite workload; full size runs on ``meta``, tiny on real tensors.
 
     ``extra_meta`` is merged into run.json (a sweep tags its runs with ``sweep``/``point_id``).
+    Arguments and the store are checked before any work.
     """
     wl = get_workload(workload) if isinstance(workload, str) else workload
     hw = get_hardware(hardware) if isinstance(hardware, str) else hardware
     s = wl.resolve(settings or Settings())
     check_dtype_supported(hw, s.dtype)
+    if save:
+        check_store(write=True)
     return trace_built(
         wl, wl.build(s), s, hw, save=save, collapse=collapse_identical_steps, extra_meta=extra_meta
     )

@@ -75,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(as_json, "user", str(err), 2, err.choices)
     except (typer.Abort, KeyboardInterrupt):
         _fail(as_json, "interrupted", "interrupted", 130)
+    except SystemExit as err:  # SIGTERM during a measured run raises SystemExit(143)
+        if isinstance(err.code, int) and err.code > 128:
+            _fail(as_json, "interrupted", f"interrupted by signal {err.code - 128}", err.code)
+        raise
     except Exception as err:  # a bug: still one line (and one JSON object), exit 1
         if os.environ.get("GENSCOPE_DEBUG"):
             traceback.print_exc()

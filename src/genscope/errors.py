@@ -27,4 +27,5 @@ class UserError(ValueError):
 def choices_error(kind: str, value: object, choices: list[str] | tuple[str, ...]) -> UserError:
     """An error for a value outside a closed set, naming every valid choice."""
     names = sorted(str(c) for c in choices)
-    return UserError(f"unknown {kind} {clip(repr(value))}; choose one of: {', '.join(names)}", names)
+    listed = ", ".join(names)
+    return UserError(f"unknown {kind} {clip(repr(value))}; choose one of: {listed}", names)

@@ -279,7 +279,9 @@ def list_runs(workload: str | None = None, sweep: str | None = None) -> pd.DataF
     return runs_frame(scan_store(), workload, sweep)
 
 
-def runs_frame(scan: StoreScan, workload: str | None = None, sweep: str | None = None) -> pd.DataFrame:
+def runs_frame(
+    scan: StoreScan, workload: str | None = None, sweep: str | None = None
+) -> pd.DataFrame:
     """The :func:`list_runs` table of an existing scan."""
     records = []
     for meta in scan.healthy.values():

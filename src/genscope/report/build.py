@@ -5,7 +5,7 @@ Each section is produced by a *section builder*: a function of the shared
 record :class:`~genscope.analyses.claims.Finding` s for the claims table. Builders run in order
 behind a progress bar; traces are cached in the context so sections share runs; every table is
 written beside the page as CSV. A builder that fails does not sink the report: its section says
-what failed.
+what failed, the page's introduction lists every failed section, and stderr gets one line each.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from genscope.console import err_console
+from genscope.errors import clip
 from genscope.machine.environment import environment
 from genscope.report.context import QUICK, ReportContext, SectionBuilder
 from genscope.report.html import Section, render_page
@@ -83,6 +84,7 @@ def build_report(
         TimeElapsedColumn(),
     )
     seconds: dict[str, float] = {}
+    failed: dict[str, str] = {}  # section -> one-line reason; said in the page and on stderr
     with Progress(*columns, console=err_console) as progress:
         task = progress.add_task("report", total=len(builders) + 1)
         ctx.status = lambda text: progress.update(task, description=f"{name}: {text}")
@@ -93,6 +95,7 @@ def build_report(
                 sections.extend(builder(ctx))
             except Exception as err:  # a broken section must not sink the whole report
                 sections.append(_failed(name, err))
+                failed[name] = f"{type(err).__name__}: {clip(err, 160)}"
             seconds[name] = time.perf_counter() - start
             progress.advance(task)
         progress.update(task, description="claims")
@@ -126,12 +129,19 @@ def build_report(
             "Analytic numbers are a per-op roofline over datasheet peaks (no GPU was used); "
             "measured numbers come from this machine's CPU and say so.",
             f"Mode: {QUICK if quick else 'full'}; analytic hardware: {hardware}.",
+            *(
+                [f"Sections that failed ({len(failed)}): {', '.join(failed)}; each says why below."]
+                if failed
+                else []
+            ),
         ],
         sections,
         footer=(
             f"genscope {env['genscope']} · git {env['git_sha']} · torch {env['packages']['torch']}"
         ),
     )
+    for name, reason in failed.items():
+        err_console.print(f"genscope: report: section {name!r} failed: {reason}", markup=False)
     tmp = out / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, out / "index.html")

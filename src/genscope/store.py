@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from genscope.errors import UserError, clip
-from genscope.paths import home, runs_dir
+from genscope.paths import runs_dir
 from genscope.schema import SCHEMA_VERSION, events_frame
 
 #: a run id as genscope writes it: no separators, no leading dot, so it names a store folder only
@@ -88,9 +88,11 @@ def check_store(*, write: bool) -> Path:
     yet is an empty store.
     """
     root = runs_dir()
-    for p in (home(), root):
-        if p.exists() and not p.is_dir():
-            raise UserError(f"run store {clip(str(p))} is not a folder (check GENSCOPE_HOME)")
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # a store below a file can never be created
+    if not existing.is_dir():
+        raise UserError(f"run store {clip(str(existing))} is not a folder (check GENSCOPE_HOME)")
     if not write:
         if root.exists() and not os.access(root, os.R_OK | os.X_OK):
             raise UserError(f"run store {clip(str(root))} is not readable (check GENSCOPE_HOME)")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.table import Table
 
-from genscope.commands._output import emit_json, err_console, out_console
+from genscope.commands._output import emit_json, out_console
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +28,7 @@ def register(app: typer.Typer) -> None:
             df = with_point_ids(df, sweep, short=not json_out)
         damaged = [{"run_id": r, "problem": p} for r, p in scan.damaged.items()]
         for d in damaged:  # one line each, on stderr, so stdout stays the table / JSON
-            err_console.print(f"genscope: damaged run {d['run_id']}: {d['problem']}", markup=False)
+            print(f"genscope: damaged run {d['run_id']}: {d['problem']}", file=sys.stderr)
         if json_out:
             records = df.astype(object).where(df.notna(), None).to_dict("records")
             emit_json({"runs": records, "damaged": damaged})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -141,7 +142,7 @@ def build_report(
         ),
     )
     for name, reason in failed.items():
-        err_console.print(f"genscope: report: section {name!r} failed: {reason}", markup=False)
+        print(f"genscope: report: section {name!r} failed: {reason}", file=sys.stderr)
     tmp = out / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, out / "index.html")

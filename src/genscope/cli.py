@@ -43,11 +43,15 @@ for _info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.nam
         _module.register(app)
 
 
+#: longest error line (values quoted in messages are clipped shorter, see genscope.errors.clip)
+MAX_ERROR_CHARS = 1000
+
+
 def _fail(
     as_json: bool, kind: str, message: str, code: int, choices: list[str] | None = None
 ) -> None:
     """The one way genscope exits on failure: a stderr line, the JSON object, the exit code."""
-    line = " ".join(message.split())  # one line whatever the message held
+    line = clip(" ".join(message.split()), MAX_ERROR_CHARS)  # one bounded line, whatever it held
     print(f"genscope: error: {line}", file=sys.stderr, flush=True)
     if as_json:
         error: dict[str, object] = {"type": kind, "message": line}

@@ -113,10 +113,12 @@ def test_damaged_runs_are_listed_as_damaged_and_others_still_list(home, capsys):
     for run_id, word in bad.items():
         assert word in problems[run_id] and "\n" not in problems[run_id]
     assert len(err.strip().splitlines()) == 3 and "damaged run" in err
-    # the sweep queries read the same healthy list
-    from genscope.sweep.query import sweep_runs
-
-    assert sweep_runs("nosuch").empty
+    # the sweep queries read the same healthy list: a dry run still plans
+    spec = home / "s.yaml"
+    spec.write_text("name: s\nworkloads: [sd15]\nsize: [tiny]\nsteps: [1]\n")
+    code, out, err = run_cli(["sweep", str(spec), "--dry-run", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["points"] == 1
 
 
 @pytest.mark.parametrize("as_json", [False, True])
@@ -174,6 +176,8 @@ def test_store_paths_with_quotes_and_globs(tmp_path, monkeypatch, capsys, odd):
 def test_unusable_store_is_refused_before_any_work(tmp_path, monkeypatch, capsys, no_build):
     afile = tmp_path / "store-is-a-file"
     afile.write_text("")
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nworkloads: [sd15]\nsize: [tiny]\nsteps: [1]\n")
     for h in (afile, afile / "below"):
         monkeypatch.setenv("GENSCOPE_HOME", str(h))
         for argv in (
@@ -185,6 +189,9 @@ def test_unusable_store_is_refused_before_any_work(tmp_path, monkeypatch, capsys
             code, out, err = run_cli(argv, capsys)
             assert_one_line_error(code, out, err, "--json" in argv)
             assert "store" in err
+        code, out, err = run_cli(["sweep", str(spec), "--json"], capsys)
+        assert_one_line_error(code, out, err, True)
+        assert "store" in err
     with pytest.raises(UserError, match=r"not .*folder|not writable"):
         genscope.trace(nn.Linear(2, 2), torch.randn(1, 2), save=True)
 

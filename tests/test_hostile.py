@@ -486,6 +486,17 @@ class CrossToy(nn.Module):
         return self.self_attention(y, y)  # same length, same input: self
 
 
+class OuterToy(nn.Module):
+    """CrossToy one level down: its modules are ``inner.text_attention``, ..."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = CrossToy()
+
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        return self.inner(x, ctx)
+
+
 def attention_rows(r: Any) -> pd.DataFrame:
     ev = r.events
     return ev[ev["category"] == "attention"]
@@ -533,6 +544,12 @@ def test_axis_mapping_is_per_module_and_validated():
     )
     axes = {path: set(g) for path, g in attention_rows(r).groupby("module_path")["attn_axis"]}
     assert axes == {"text_attention": {"joint"}, "self_attention": {"spatial"}}
+    nested = genscope.trace(
+        OuterToy(),
+        (torch.randn(1, 16, 16), torch.randn(1, 7, 16)),
+        attn_axis={"text_*": "joint"},  # a glob names whole paths: "inner.text_attention" is not it
+    )
+    assert "joint" not in set(attention_rows(nested)["attn_axis"])
     for bad in ("banana", {"*": "banana"}, {3: "spatial"}, ["spatial"]):
         with pytest.raises(UserError):
             genscope.trace(

@@ -278,8 +278,8 @@ def test_round_figures_are_divided_by_their_state_factor():
     twice the reference counts half; the reference code's overhead and prices alike."""
     import torch
 
-    from genscope.measure import opmodel_calibration as calibrated
     from genscope.machine.state import ProbeLog
+    from genscope.measure import opmodel_calibration as calibrated
 
     probed = ProbeLog()
     probed.probe.times = [1.0] * 20  # reference 1.0

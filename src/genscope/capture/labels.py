@@ -54,7 +54,10 @@ def axis_patterns(mapping: Mapping[str, str]) -> list[tuple[str, str]]:
     for pattern, axis in mapping.items():
         if not isinstance(pattern, str) or not pattern:
             raise UserError(f"attn_axis keys are module path globs, got {clip(repr(pattern))}")
-        rules.append((fnmatch.translate(pattern), check_axis(axis, f"attn_axis[{pattern!r}]")))
+        # anchored at both ends: a glob names whole module paths (``blocks.*.attn``)
+        rules.append(
+            ("^" + fnmatch.translate(pattern), check_axis(axis, f"attn_axis[{pattern!r}]"))
+        )
     return rules
 
 

@@ -37,6 +37,7 @@ from genscope.report.sections.scaling import scaling_section
 from genscope.report.sections.seqlen import seqlen_section
 from genscope.report.sections.suite import suite_section
 from genscope.report.sections.temporal import temporal_section
+from genscope.store import check_store
 
 #: (progress label, builder), in page order; the claims section goes first once all have run.
 SECTION_BUILDERS: list[tuple[str, SectionBuilder]] = [
@@ -74,6 +75,7 @@ def build_report(
 
     ``workers`` > 1 traces a section's independent runs in that many worker processes.
     """
+    check_store(write=True)  # the report stores its runs: an unusable store fails up front
     out.mkdir(parents=True, exist_ok=True)
     ctx = ReportContext(out, hardware, quick, workers)
     sections: list[Section] = []

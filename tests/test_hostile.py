@@ -130,6 +130,25 @@ def test_show_of_a_damaged_run_is_one_line(home, capsys, as_json):
         assert "damaged" in err and word in err
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_show_of_a_run_missing_fields_is_one_line(home, capsys, as_json):
+    fake_run("20260101-000000-thin-aaaaaa")  # parses, but lacks hardware, params and totals
+    code, out, err = run_cli(["show", "20260101-000000-thin-aaaaaa"] + ["--json"] * as_json, capsys)
+    assert_one_line_error(code, out, err, as_json)
+    assert "damaged" in err
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_show_of_a_healthy_run(home, capsys, as_json):
+    r = genscope.trace(_Tiny(), torch.randn(1, 4), name="tiny", save=True)
+    code, out, err = run_cli(["show", r.run_id] + ["--json"] * as_json, capsys)
+    assert code == 0, err
+    if as_json:
+        assert json.loads(out)["run_id"] == r.run_id
+    else:
+        assert r.run_id in out and "by category" in out
+
+
 def test_ids_resolve_inside_the_store_only(home, tmp_path, capsys):
     fake_run("20260101-000000-good-aaaaaa")
     outside = tmp_path / "outside" / "fake"

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from genscope.commands._output import emit_json, out_console
+from genscope.errors import UserError, clip
 
 
 def register(app: typer.Typer) -> None:
@@ -48,23 +49,31 @@ def register(app: typer.Typer) -> None:
         from genscope.store import load_run
 
         meta, events, summary = load_run(run_id)
-        s = meta["settings"]
-        result = {
-            "run_id": meta["run_id"],
-            "workload": meta["workload"],
-            "size": s.get("size"),
-            "mode": meta["mode"],
-            "hardware": meta["hardware"],
-            "dtype": s.get("dtype"),
-            "settings": s,
-            "params": meta["params"],
-            "collapsed_steps": meta.get("collapsed_steps", {}),
-            "environment": meta.get("environment"),
-            "events": len(events),
-            **summary,
-            "attention": {"impl": s.get("attention"), **summary["attention"]},
-        }
+        try:  # a run.json/summary.json that parses but lacks fields is damaged too
+            s = meta["settings"]
+            result = {
+                "run_id": meta["run_id"],
+                "workload": meta["workload"],
+                "size": s.get("size"),
+                "mode": meta["mode"],
+                "hardware": meta["hardware"],
+                "dtype": s.get("dtype"),
+                "settings": s,
+                "params": meta["params"],
+                "collapsed_steps": meta.get("collapsed_steps", {}),
+                "environment": meta.get("environment"),
+                "events": len(events),
+                **summary,
+                "attention": {"impl": s.get("attention"), **summary["attention"]},
+            }
+            if not json_out:
+                with out_console.capture() as page:  # all or nothing on stdout
+                    print_summary(result)
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            raise UserError(
+                f"run {run_id} is damaged: missing or malformed field {clip(err, 60)}"
+            ) from None
         if json_out:
             emit_json(result)
         else:
-            print_summary(result)
+            sys.stdout.write(page.get())

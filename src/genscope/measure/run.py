@@ -153,8 +153,8 @@ def measure_workload(
     """
     plan = plan or PassPlan()
     say = progress or (lambda msg: None)
+    wl = get_workload(workload) if isinstance(workload, str) else workload  # read first
     check_device(device)
-    wl = get_workload(workload) if isinstance(workload, str) else workload
     s = wl.resolve(replace(settings or Settings(), device=device))
     hw = resolve_hardware(hardware, device)
     check_dtype_supported(hw, s.dtype)

@@ -111,6 +111,7 @@ def check_store(*, write: bool) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (signal 0 probes without signalling)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -168,6 +169,7 @@ def staging(run_id: str) -> Iterator[Path]:
 def write_run(
     run_id: str, meta: dict[str, Any], events: pd.DataFrame, summary: dict[str, Any]
 ) -> Path:
+    """Write one run atomically (staged, then renamed); return its folder."""
     with staging(run_id) as tmp:
         events_frame(events).to_parquet(tmp / "events.parquet", index=False)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -191,6 +193,7 @@ class StoreScan:
 
 
 def _read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``ValueError`` with a one-line reason otherwise."""
     try:
         text = path.read_text()
     except FileNotFoundError:

@@ -83,6 +83,7 @@ class ShapeHints:
                 self.add_tensor(name, t)
 
     def add_tensor(self, name: str, t: torch.Tensor) -> None:
+        """File one argument: token ids and text-named tensors as text, 4-D/5-D as images."""
         textual = any(h in name.lower() for h in _TEXT_NAMES)
         if not t.dtype.is_floating_point:
             if t.dim() == 2 and t.shape[-1] > 1:  # token ids (B, L)
@@ -148,15 +149,18 @@ class Lineage:
         self._of: dict[int, frozenset[int]] = {}
 
     def exclude(self, module: nn.Module) -> None:
+        """Leave ``module``'s weights out of every lineage (Q and K share them in any attention)."""
         self.skip.update(id(p) for p in module.parameters())
         self.skip.update(id(b) for b in module.buffers())
 
     def of(self, t: Any) -> frozenset[int]:
+        """Input tensors ``t`` was computed from (itself if no recorded op produced it)."""
         if not isinstance(t, torch.Tensor) or id(t) in self.skip:
             return frozenset()
         return self._of.get(id(t), frozenset({id(t)}))
 
     def record(self, inputs: Iterable[Any], out: Any) -> None:
+        """Give the outputs of one op the union of its tensor inputs' lineages."""
         roots: frozenset[int] = frozenset()
         for x in inputs:
             for t in _tensors(x):

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,17 +18,22 @@ from torch import nn
 from genscope.analyses.summary import summarize, time_model_summary
 from genscope.capture.analytic import AnalyticCapture
 from genscope.capture.attention_impl import ATTENTION_CHOICES
-from genscope.capture.context import AxisRules, Runner
+from genscope.capture.context import INFER, AxisRules, Runner, Where
+from genscope.capture.labels import Lineage, ShapeHints, axis_patterns, check_axis
 from genscope.costmodel.hardware import HardwareSpec, get_hardware
 from genscope.costmodel.pricing import price
 from genscope.errors import UserError, choices_error
 from genscope.machine.environment import environment
-from genscope.store import new_run_id, write_run
+from genscope.store import check_store, new_run_id, write_run
 from genscope.workloads.base import Built, Settings, Workload
 from genscope.workloads.components import count_params
 from genscope.workloads.registry import get_workload
 
 DEFAULT_HARDWARE = "a100-80g-sxm"
+#: component of a traced pipeline's ops that run outside every module (the scheduler)
+PIPELINE_COMPONENT = "pipeline"
+#: pipeline components whose calls are the denoising steps, first present wins
+DENOISERS = ("unet", "transformer", "prior", "decoder")
 
 
 @dataclass
@@ -135,11 +140,14 @@ def trace_workload(
     """Analytic trace of a suite workload; full size runs on ``meta``, tiny on real tensors.
 
     ``extra_meta`` is merged into run.json (a sweep tags its runs with ``sweep``/``point_id``).
+    Arguments and the store are checked before any work.
     """
     wl = get_workload(workload) if isinstance(workload, str) else workload
     hw = get_hardware(hardware) if isinstance(hardware, str) else hardware
     s = wl.resolve(settings or Settings())
     check_dtype_supported(hw, s.dtype)
+    if save:
+        check_store(write=True)
     return trace_built(
         wl, wl.build(s), s, hw, save=save, collapse=collapse_identical_steps, extra_meta=extra_meta
     )
@@ -194,7 +202,7 @@ def trace(
     name: str | None = None,
     hardware: str | HardwareSpec = DEFAULT_HARDWARE,
     attention: str = "flash",
-    attn_axis: str = "text",
+    attn_axis: str | Mapping[str, str] | None = None,
     save: bool = False,
 ) -> TraceResult:
     """Trace your own model or diffusers pipeline and get the same result as a suite run.
@@ -202,24 +210,59 @@ def trace(
     ``target`` is an ``nn.Module`` (called as ``target(*inputs)`` / ``target(**inputs)``) or a
     diffusers pipeline (called as ``target(**inputs)``; its modules are named by component).
     Pass ``call`` to run something else while capturing (e.g. a custom loop).
+
+    Attention labels: ``attn_axis=None`` infers each call's axis from its shapes (``unknown``
+    when they allow no single reading); a string sets one axis for the whole model; a mapping
+    ``{"module.path.glob": axis}`` sets it per module (first match wins, the rest inferred).
+    Axes: spatial, temporal, joint, text, unknown. Self vs cross comes from the tensors (see
+    :mod:`genscope.capture.labels`). In a pipeline, ops outside every component (the scheduler)
+    are component ``pipeline``, and each call of the denoiser (``unet``/``transformer``) starts
+    a numbered ``denoise`` step.
     """
     if attention not in ATTENTION_CHOICES:
         raise choices_error("attention", attention, ATTENTION_CHOICES)
     hw = get_hardware(hardware) if isinstance(hardware, str) else hardware
+    default_axis, rules = INFER, []
+    if isinstance(attn_axis, str):
+        default_axis = check_axis(attn_axis)
+    elif attn_axis is not None:
+        rules = axis_patterns(attn_axis)
     components: dict[str, nn.Module]
+    pipeline = False
     if isinstance(target, nn.Module):
         components = {name or type(target).__name__: target}
     elif hasattr(target, "components"):  # diffusers DiffusionPipeline
         components = {k: v for k, v in target.components.items() if isinstance(v, nn.Module)}
+        pipeline = True
     else:
         raise UserError(f"cannot trace a {type(target).__name__}: pass an nn.Module or pipeline")
+    if save:
+        check_store(write=True)
     runner = Runner(collapse_identical_steps=False)
     axes = AxisRules()
-    for component in components:
-        axes.add(component, attn_axis)
+    for component in [*components, "", PIPELINE_COMPONENT]:
+        axes.add(component, default_axis, rules)
     capture = AnalyticCapture(runner, axes, attention=attention)  # type: ignore[arg-type]
+    hints, lineage = ShapeHints(), Lineage()
+    capture.recorder.hints, capture.recorder.lineage = hints, lineage
     for component, module in components.items():
         capture.name_component(component, module)
+        lineage.exclude(module)
+    denoiser = next((c for c in DENOISERS if c in components), None) if pipeline else None
+    steps = [0]
+
+    def on_call(component: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            hints.add_call(module, args, kwargs)
+            if component == denoiser:  # one denoiser call = one denoising step
+                runner.where = Where("", "denoise", steps[0], 1)
+                steps[0] += 1
+
+        return hook
+
+    handles = [
+        m.register_forward_pre_hook(on_call(c), with_kwargs=True) for c, m in components.items()
+    ]
 
     def default_call() -> Any:
         if isinstance(inputs, dict):
@@ -228,13 +271,32 @@ def trace(
             return target(*inputs)
         return target(inputs)
 
-    only = next(iter(components)) if len(components) == 1 else ""
-    with torch.no_grad(), capture, runner.phase(only, "forward"):
-        output = (call or default_call)()
+    only = next(iter(components)) if len(components) == 1 and not pipeline else ""
+    try:
+        with torch.no_grad(), capture, runner.phase(only, "forward"):
+            output = (call or default_call)()
+    finally:
+        for h in handles:
+            h.remove()
+    events = capture.table()
+    if pipeline:
+        events = _pipeline_labels(events, denoiser)
     label = name or type(target).__name__
-    run_id = new_run_id(label)
+    run_id = new_run_id(label)  # the folder name is a slug; the full name stays in run.json
     settings = {"size": "custom", "dtype": None, "attention": attention}
     params = {c: count_params(m) for c, m in components.items()}
     meta = run_meta(run_id, label, settings, hw, params, {})
     libraries = {c: type(m).__module__.split(".")[0] for c, m in components.items()}
-    return assemble_run(meta, capture.table(), hw, save=save, output=output, libraries=libraries)
+    return assemble_run(meta, events, hw, save=save, output=output, libraries=libraries)
+
+
+def _pipeline_labels(events: pd.DataFrame, denoiser: str | None) -> pd.DataFrame:
+    """Ops outside every component go to ``pipeline``; only the denoiser's and the pipeline's
+    own ops (the scheduler) carry denoise step numbers."""
+    events = events.copy()
+    outside = events["component"].fillna("") == ""
+    events.loc[outside, "component"] = PIPELINE_COMPONENT
+    stepped = events["component"].isin([denoiser, PIPELINE_COMPONENT])
+    events.loc[~stepped, "step"] = pd.NA
+    events.loc[~stepped & (events["phase"] == "denoise"), "phase"] = "forward"
+    return events

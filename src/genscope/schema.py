@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from genscope.errors import UserError
+
 SCHEMA_VERSION = 1
 
 
@@ -92,7 +94,13 @@ def events_frame(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFra
             df[col.name] = col.default
         elif col.default is not None:
             df[col.name] = df[col.name].fillna(col.default)
-        df[col.name] = df[col.name].astype(col.dtype)
+        try:
+            df[col.name] = df[col.name].astype(col.dtype)
+        except OverflowError:  # counts beyond int64: bad input, not a crash
+            raise UserError(
+                f"op-event column {col.name!r} exceeds int64; lower --res, --frames, --steps "
+                "or --batch"
+            ) from None
     return df.loc[:, list(COLUMN_NAMES)].reset_index(drop=True)
 
 

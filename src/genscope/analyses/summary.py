@@ -31,7 +31,10 @@ def summarize(events: pd.DataFrame) -> dict[str, Any]:
         by_category[str(cat)] = block | {"share": block["time_s"] / time_all}
     attn = events[events["category"] == "attention"]
     attention = {}
-    for group in ATTENTION_GROUPS:
+    # "unknown" (a bring-your-own call whose axis the shapes do not decide) only when present,
+    # so suite results keep exactly their six groups
+    unknown = ("unknown",) if (attn["attn_axis"] == "unknown").any() else ()
+    for group in (*ATTENTION_GROUPS, *unknown):
         col = "attn_kind" if group in ("self", "cross") else "attn_axis"
         sel = attn[attn[col] == group]
         attention[group] = {k: v for k, v in _block(sel).items() if k != "bytes"}

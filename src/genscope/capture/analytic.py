@@ -26,7 +26,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from genscope.capture.attention_impl import Attention, math_sdpa, sdpa_arguments
-from genscope.capture.context import AxisRules, Runner
+from genscope.capture.context import INFER, AxisRules, Runner
+from genscope.capture.labels import Lineage, ShapeHints
 from genscope.capture.meta_cache import MetaOpCache
 from genscope.capture.modules import Frame, ModuleStack
 from genscope.costmodel.ops import TensorMeta, cost_of, sdpa_cost
@@ -89,6 +90,10 @@ class Recorder:
     def __init__(self, runner: Runner, axes: AxisRules) -> None:
         self.runner = runner
         self.axes = axes
+        #: bring-your-own models (:func:`genscope.trace`): labels inferred from shapes and
+        #: lineage (:mod:`genscope.capture.labels`); ``None`` for suite workloads
+        self.hints: ShapeHints | None = None
+        self.lineage: Lineage | None = None
         self.modules = ModuleStack()
         self.rows: list[dict[str, Any]] = []
         self.blocks: list[pd.DataFrame] = []  # rows written in bulk (synthesized decode steps)
@@ -147,12 +152,28 @@ class Recorder:
             "count": w.count,
         }
 
-    def _attention_labels(self, frame: Frame | None) -> dict[str, Any]:
+    def _attention_labels(
+        self, frame: Frame | None, dims: dict[str, Any], q: Any = None, k: Any = None
+    ) -> dict[str, Any]:
+        """attn_kind and attn_axis of one attention row (``q``/``k``: the call's tensors)."""
         component = self.runner.where.component or (frame.component if frame else "")
-        return {
-            "attn_kind": attention_kind(frame),
-            "attn_axis": self.axes.axis(component, frame.path if frame else ""),
-        }
+        axis = self.axes.axis(component, frame.path if frame else "")
+        if self.lineage is None:  # suite workloads: declared axes, kind from module name/flag
+            return {"attn_kind": attention_kind(frame), "attn_axis": axis}
+        if axis == INFER:
+            axis = (
+                self.hints.axis(dims.get("batch"), dims.get("q_len")) if self.hints else "unknown"
+            )
+        flag = getattr(frame.module, "is_cross_attention", None) if frame is not None else None
+        if isinstance(flag, bool):
+            kind = "cross" if flag else "self"
+        elif q is None and frame is not None and "attn_kind" in frame.extra:
+            kind = frame.extra["attn_kind"]  # P·V: the kind its Q·Kᵀ found
+        else:
+            kind = self.lineage.kind(q, k, dims.get("q_len"), dims.get("kv_len"))
+            if frame is not None:
+                frame.extra["attn_kind"] = kind
+        return {"attn_kind": kind, "attn_axis": axis}
 
     def record_op(self, func: torch._ops.OpOverload, args: Any, kwargs: Any, out: Any) -> None:
         frame = self.modules.top
@@ -176,8 +197,12 @@ class Recorder:
             live_bytes=self.track_outputs(out),
         )
         if category == "attention":
-            row.update(self._attention_labels(frame))
-            row.update(self._math_attention_dims(func, margs, frame))
+            q, k = _query_key(func, args)
+            dims = self._math_attention_dims(func, margs, frame) or _sdpa_op_dims(func, margs)
+            row.update(self._attention_labels(frame, dims, q, k))
+            row.update(dims)
+        if self.lineage is not None:
+            self.lineage.record((args, kwargs), out)
         self.rows.append(row)
 
     def _math_attention_dims(self, func: Any, args: Any, frame: Frame | None) -> dict[str, Any]:
@@ -221,6 +246,8 @@ class Recorder:
         mmask = TensorMeta.of(mask) if isinstance(mask, torch.Tensor) else None
         cost = sdpa_cost(mq, mk, mv, mmask)
         heads = q.shape[-3] if q.dim() >= 4 else 1
+        batch = math.prod(q.shape[:-3]) if q.dim() >= 4 else math.prod(q.shape[:-2])
+        dims = {"batch": batch, "q_len": q.shape[-2], "kv_len": k.shape[-2]}
         row = self._base(frame)
         row.update(
             op=self.sdpa_backend_op or "aten.scaled_dot_product_attention",
@@ -236,11 +263,44 @@ class Recorder:
             kv_len=k.shape[-2],
             head_dim=q.shape[-1],
             heads=heads,
-            batch=math.prod(q.shape[:-3]) if q.dim() >= 4 else math.prod(q.shape[:-2]),
+            batch=batch,
             live_bytes=self.track_outputs(out),
-            **self._attention_labels(frame),
+            **self._attention_labels(frame, dims, q, k),
         )
+        if self.lineage is not None:
+            self.lineage.record((q, k, v, mask), out)
         self.rows.append(row)
+
+
+def _query_key(func: Any, args: Any) -> tuple[Any, Any]:
+    """The query-side and key-side tensors of an attention op (for lineage), if it has them."""
+    name = func.overloadpacket.__name__
+    if name == "baddbmm" and len(args) > 2:
+        return args[1], args[2]
+    if (name in _GEMM or name in SDPA_NAMES) and len(args) > 1:
+        return args[0], args[1]
+    return None, None
+
+
+def _sdpa_op_dims(func: Any, args: Any) -> dict[str, Any]:
+    """q/kv lengths, heads, head_dim and batch of an aten SDPA op from its (q, k, v) arguments.
+
+    ``nn.MultiheadAttention`` reaches SDPA below the function level, so its rows are only seen
+    here; the layout is the same as ``F.scaled_dot_product_attention``'s, (..., H, L, d).
+    """
+    if func.overloadpacket.__name__ not in SDPA_NAMES or len(args) < 2:
+        return {}
+    q, k = args[0], args[1]
+    if not isinstance(q, TensorMeta) or not isinstance(k, TensorMeta) or len(q.shape) < 3:
+        return {}
+    four_d = len(q.shape) >= 4
+    return {
+        "q_len": q.shape[-2],
+        "kv_len": k.shape[-2],
+        "head_dim": q.shape[-1],
+        "heads": q.shape[-3] if four_d else 1,
+        "batch": math.prod(q.shape[:-3]) if four_d else math.prod(q.shape[:-2]),
+    }
 
 
 def _dtype_of(args: Any, out: Any) -> str:

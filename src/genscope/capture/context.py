@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 T = TypeVar("T")
+#: axis placeholder for bring-your-own models: inferred from the call's shapes at capture time
+INFER = "infer"
 
 
 @dataclass
@@ -28,7 +30,10 @@ class Where:
 
 @dataclass
 class AxisRules:
-    """Attention axis per component: a default plus regexes on the module path, first match wins."""
+    """Attention axis per component: a default plus regexes on the module path, first match wins.
+
+    An axis of :data:`INFER` asks the capture to infer it (:mod:`genscope.capture.labels`).
+    """
 
     default: dict[str, str] = field(default_factory=dict)
     rules: dict[str, list[tuple[re.Pattern[str], str]]] = field(default_factory=dict)

@@ -204,7 +204,7 @@ def register(app: typer.Typer) -> None:
                 trace_out=trace_out,
                 force=force,
                 threads=threads,
-                progress=progress,
+                progress=None if json_out else progress,  # --json: stderr only for errors
             ).to_json()
         else:
             with err_console.status(f"tracing {workload} ({size}, {mode})"):

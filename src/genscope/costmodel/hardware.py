@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from genscope import paths
-from genscope.errors import UserError, choices_error
+from genscope.errors import UserError, choices_error, clip
 
 Unit = Literal["matrix", "vector"]
 Kind = Literal["datasheet", "measured"]
@@ -46,7 +46,11 @@ LOCAL_NAMES: tuple[str, ...] = ("cpu-local", "cuda-local")
 #: Datasheets rarely list non-Tensor-Core BF16/FP16, and inventing one (e.g. 2x fp32) would be
 #: wrong on A100, where vector BF16 and FP16 differ. fp32 is the conservative floor: the
 #: hardware runs half-precision elementwise math at least as fast as fp32.
-VECTOR_FALLBACK: dict[str, str] = {"bf16": "fp32", "fp16": "fp32"}
+#: fp64 (small RoPE tables in flux and cogvideox) falls back to fp32 too: an optimistic bound
+#: for those few ops, better than refusing a measured spec (``calibrate`` measures fp32/bf16).
+VECTOR_FALLBACK: dict[str, str] = {"bf16": "fp32", "fp16": "fp32", "fp64": "fp32"}
+#: Matrix peaks that may fall back (fp64 only, as above; half precision is checked per run).
+MATRIX_FALLBACK: dict[str, str] = {"fp64": "fp32"}
 
 #: Spellings accepted by :meth:`HardwareSpec.peak`, so callers can pass ``str(torch_dtype)``.
 DTYPE_ALIASES: dict[str, str] = {
@@ -101,22 +105,25 @@ class HardwareSpec:
         table = self.matrix_peak if unit == "matrix" else self.vector_peak
         if key in table:
             return f"{unit}_peak.{key}"
-        if unit == "vector" and VECTOR_FALLBACK.get(key) in table:
-            return f"vector_peak.{VECTOR_FALLBACK[key]}"
+        fallback = (VECTOR_FALLBACK if unit == "vector" else MATRIX_FALLBACK).get(key)
+        if fallback in table:
+            return f"{unit}_peak.{fallback}"
         known = ", ".join(d for d in DTYPES if d in table) or "none"
         hint = ""
-        if unit == "vector":
-            hint = f" (bf16/fp16 fall back to fp32 when missing; {self.name} has no vector fp32)"
+        if fallback is not None:  # name the fallback only when it is the one that is missing
+            hint = f" ({key} falls back to {fallback}, and {self.name} has no {unit} {fallback})"
         raise UserError(
-            f"{self.name}: no {unit} peak for dtype {dtype!r}; known {unit} dtypes: {known}{hint}"
+            f"{self.name}: no {unit} peak for dtype {clip(repr(dtype))}; known {unit} dtypes: "
+            f"{known}{hint}"
         )
 
     def peak(self, dtype: str, unit: Unit) -> float:
         """Dense peak in FLOP/s for ``dtype`` on ``unit`` (``"matrix"`` or ``"vector"``).
 
         ``matrix`` fp32 is the plain FP32 peak (PyTorch keeps fp32 matmuls off TF32 by default).
-        ``vector`` bf16/fp16 fall back to the vector fp32 peak when the spec has no figure of
-        its own (see :data:`VECTOR_FALLBACK`); :meth:`peak_field` tells you if that happened.
+        ``vector`` bf16/fp16/fp64 and ``matrix`` fp64 fall back to the fp32 peak when the spec
+        has no figure of its own (see :data:`VECTOR_FALLBACK`, :data:`MATRIX_FALLBACK`);
+        :meth:`peak_field` tells you if that happened.
         Raises :class:`UserError` naming the dtypes the spec knows.
         """
         table, key = self.peak_field(dtype, unit).split(".", 1)

@@ -234,13 +234,38 @@ def profiled_pass(
 
 def export_trace(prof: Any, path: str | Path) -> Path:
     """Chrome/Perfetto trace of the profiled pass, written atomically (tmp file, rename)."""
+    return commit_trace(stage_trace(prof, path), path)
+
+
+def stage_trace(prof: Any, path: str | Path) -> Path:
+    """Write the trace of ``prof`` beside ``path`` under a hidden staging name; return it.
+
+    A measured run stages its trace and commits it (:func:`commit_trace`) only after its run
+    folder is committed, so an interrupted run leaves no trace file; :func:`discard_trace`
+    removes the staged file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         prof.export_chrome_trace(str(tmp))
-        os.replace(tmp, path)
+    except BaseException:
+        discard_trace(tmp)
+        raise
+    return tmp
+
+
+def commit_trace(staged: Path, path: str | Path) -> Path:
+    """Rename a staged trace to ``path`` (atomic within one file system)."""
+    try:
+        os.replace(staged, path)
     finally:
+        discard_trace(staged)
+    return Path(path)
+
+
+def discard_trace(staged: Path | None) -> None:
+    """Remove a staged trace file, if any."""
+    if staged is not None:
         with contextlib.suppress(OSError):
-            tmp.unlink()
-    return path
+            staged.unlink()

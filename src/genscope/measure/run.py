@@ -50,7 +50,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -79,16 +80,18 @@ from genscope.measure.join import join, marked_modules
 from genscope.measure.passes import (
     PassPlan,
     Profiled,
-    export_trace,
+    commit_trace,
+    discard_trace,
     instrument,
     instrument_description,
     plain_pass,
     profiled_pass,
     sigterm_raises,
     spread,
+    stage_trace,
     state_scale,
 )
-from genscope.store import new_run_id
+from genscope.store import check_store, new_run_id
 from genscope.workloads.base import Built, Settings, Workload
 from genscope.workloads.registry import get_workload
 
@@ -144,13 +147,16 @@ def measure_workload(
     """
     plan = plan or PassPlan()
     say = progress or (lambda msg: None)
+    wl = get_workload(workload) if isinstance(workload, str) else workload  # read first
     check_device(device)
-    wl = get_workload(workload) if isinstance(workload, str) else workload
     s = wl.resolve(replace(settings or Settings(), device=device))
     hw = resolve_hardware(hardware, device)
     check_dtype_supported(hw, s.dtype)
+    if save:
+        check_store(write=True)
 
-    with sigterm_raises(), torch_threads(threads) as n_threads:
+    staged: list[Path] = []  # --trace-out, staged by the passes, renamed after the run is written
+    with sigterm_raises(), torch_threads(threads) as n_threads, _discard_on_error(staged):
         say("predicting peak memory (meta pass)")
         memory = memory_guard(wl, s, device, force)
         say(f"building {wl.name} ({s.size}) on {device}")
@@ -159,7 +165,9 @@ def measure_workload(
         started = time.perf_counter()
         analytic = trace_built(wl, built, s, hw, save=False, collapse=False)
         analytic_s = time.perf_counter() - started
-        passes = _run_passes(wl, built, s, plan, analytic.events, analytic_s, trace_out, say)
+        passes = _run_passes(
+            wl, built, s, plan, analytic.events, analytic_s, trace_out, say, staged
+        )
         cuda = torch.device(device).type == "cuda"
         counted, basis = plan.select(passes.profiled)
         counted.sort(key=lambda p: p.wall_s)
@@ -247,9 +255,24 @@ def measure_workload(
             mode="measured",
         )
         say("writing run")
-        return assemble_run(
+        result = assemble_run(
             meta, events, hw, save=save, enrich=add_measured, libraries=built.libraries()
         )
+        if trace_out is not None and staged:
+            say(f"writing Chrome trace {trace_out}")
+            commit_trace(staged.pop(), trace_out)
+        return result
+
+
+@contextmanager
+def _discard_on_error(staged: list[Path]) -> Iterator[None]:
+    """Remove staged trace files if the run fails or is interrupted (no run, no trace file)."""
+    try:
+        yield
+    except BaseException:
+        for path in staged:
+            discard_trace(path)
+        raise
 
 
 @dataclass
@@ -275,11 +298,13 @@ def _run_passes(
     analytic_s: float,
     trace_out: str | Path | None,
     say: ProgressFn,
+    staged: list[Path],
 ) -> _Passes:
     """Warm-up, then timed and profiled passes alternating (:class:`PassPlan`).
 
     Timed and profiled passes alternate so that both see the same spells of a shared machine.
-    ``trace_out`` is written from the first profiled pass once every pass has run, so an
+    ``trace_out`` is staged under a hidden name (appended to ``staged``) once every pass has run;
+    :func:`measure_workload` renames it only after the run folder is committed, so an
     interrupted run leaves no trace file.
     """
     device = s.torch_device
@@ -318,8 +343,8 @@ def _run_passes(
         out.profiled.append(Profiled(att, p_wall, p_outer, p_cpu, i, state))
         del prof
     if trace_out is not None:
-        say(f"writing Chrome trace {trace_out}")
-        export_trace(first_recording, trace_out)
+        say(f"staging Chrome trace {trace_out}")
+        staged.append(stage_trace(first_recording, trace_out))
     out.contention = contention.finish()
     if "warning" in out.contention:
         out.contention["warning"] = (

@@ -25,6 +25,7 @@ from genscope.measure.opmodel_calibration import ensure_op_model
 from genscope.measure.passes import PassPlan
 from genscope.measure.run import measure_workload
 from genscope.workloads.base import Settings
+from genscope.workloads.registry import get_workload
 
 E2E_TARGET_PCT = 25.0
 #: Timed and profiled passes of a validation run, at least 10 s of them: the VM's states last
@@ -49,6 +50,8 @@ def validate_workload(
 ) -> dict[str, Any]:
     """Measure ``workload`` and compare it with both predictions (see the module docstring)."""
     say = progress or (lambda msg: None)
+    # arguments in the order a user reads them: the workload and its options, then the spec
+    get_workload(workload).resolve(replace(settings or Settings(), device=device))
     kind = torch.device(device).type
     local = f"{kind}-local"
     if not local_spec_path(local).is_file():

@@ -5,13 +5,14 @@ Each section is produced by a *section builder*: a function of the shared
 record :class:`~genscope.analyses.claims.Finding` s for the claims table. Builders run in order
 behind a progress bar; traces are cached in the context so sections share runs; every table is
 written beside the page as CSV. A builder that fails does not sink the report: its section says
-what failed.
+what failed, the page's introduction lists every failed section, and stderr gets one line each.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -20,6 +21,7 @@ import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from genscope.console import err_console
+from genscope.errors import clip
 from genscope.machine.environment import environment
 from genscope.report.context import QUICK, ReportContext, SectionBuilder
 from genscope.report.html import Section, render_page
@@ -35,6 +37,7 @@ from genscope.report.sections.scaling import scaling_section
 from genscope.report.sections.seqlen import seqlen_section
 from genscope.report.sections.suite import suite_section
 from genscope.report.sections.temporal import temporal_section
+from genscope.store import check_store
 
 #: (progress label, builder), in page order; the claims section goes first once all have run.
 SECTION_BUILDERS: list[tuple[str, SectionBuilder]] = [
@@ -72,6 +75,7 @@ def build_report(
 
     ``workers`` > 1 traces a section's independent runs in that many worker processes.
     """
+    check_store(write=True)  # the report stores its runs: an unusable store fails up front
     out.mkdir(parents=True, exist_ok=True)
     ctx = ReportContext(out, hardware, quick, workers)
     sections: list[Section] = []
@@ -83,6 +87,7 @@ def build_report(
         TimeElapsedColumn(),
     )
     seconds: dict[str, float] = {}
+    failed: dict[str, str] = {}  # section -> one-line reason; said in the page and on stderr
     with Progress(*columns, console=err_console) as progress:
         task = progress.add_task("report", total=len(builders) + 1)
         ctx.status = lambda text: progress.update(task, description=f"{name}: {text}")
@@ -93,6 +98,7 @@ def build_report(
                 sections.extend(builder(ctx))
             except Exception as err:  # a broken section must not sink the whole report
                 sections.append(_failed(name, err))
+                failed[name] = f"{type(err).__name__}: {clip(err, 160)}"
             seconds[name] = time.perf_counter() - start
             progress.advance(task)
         progress.update(task, description="claims")
@@ -126,12 +132,19 @@ def build_report(
             "Analytic numbers are a per-op roofline over datasheet peaks (no GPU was used); "
             "measured numbers come from this machine's CPU and say so.",
             f"Mode: {QUICK if quick else 'full'}; analytic hardware: {hardware}.",
+            *(
+                [f"Sections that failed ({len(failed)}): {', '.join(failed)}; each says why below."]
+                if failed
+                else []
+            ),
         ],
         sections,
         footer=(
             f"genscope {env['genscope']} · git {env['git_sha']} · torch {env['packages']['torch']}"
         ),
     )
+    for name, reason in failed.items():
+        print(f"genscope: report: section {name!r} failed: {reason}", file=sys.stderr)
     tmp = out / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, out / "index.html")

@@ -15,6 +15,7 @@ import pandas as pd
 from genscope.analyses.scaling import point_metrics
 from genscope.errors import UserError
 from genscope.paths import runs_dir
+from genscope.store import scan_store
 
 #: run-level columns joined onto events; ``batch``/``dtype`` already exist in the op-event
 #: schema (attention problems per op, compute dtype), so the run's are ``run_batch``/``run_dtype``
@@ -43,15 +44,14 @@ RUN_COLUMNS: dict[str, str] = {
 INT_COLUMNS = ("res_h", "res_w", "frames", "steps", "run_batch", "prompt_len", "new_tokens")
 
 
-def _has_runs() -> bool:
-    return any(runs_dir().glob("[!.]*/run.json"))
-
-
 def sweep_runs(name: str) -> pd.DataFrame:
     """One row per complete run of sweep ``name`` (oldest first), with its settings and totals
     (``flops_total``, ``bytes_total``, ``predicted_s`` from summary.json)."""
     cols = [*RUN_COLUMNS, "res", "flops_total", "bytes_total", "predicted_s"]
-    if not _has_runs():
+    # run.json files listed (and checked) in Python, handed to DuckDB as a bound list: a damaged
+    # run cannot break the query and the store path is never part of the SQL text
+    files = scan_store().files("run.json")
+    if not files:
         return pd.DataFrame(columns=cols)
     root = runs_dir()
     fields = ",\n".join(
@@ -66,11 +66,11 @@ def sweep_runs(name: str) -> pd.DataFrame:
     runs = con.execute(
         f"""
         SELECT {fields}
-        FROM read_text('{root}/[!.]*/run.json')
+        FROM read_text(?)
         WHERE json_extract_string(content, '$.sweep') = ?
         ORDER BY created, run_id
         """,
-        [name],
+        [files, name],
     ).df()
     if runs.empty:
         return pd.DataFrame(columns=cols)

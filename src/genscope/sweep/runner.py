@@ -36,7 +36,7 @@ from rich.progress import (
 from genscope.console import err_console
 from genscope.errors import UserError
 from genscope.paths import home
-from genscope.store import write_run
+from genscope.store import check_store, write_run
 from genscope.sweep.executors import Executor
 from genscope.sweep.query import completed_points
 from genscope.sweep.spec import Point, SweepSpec
@@ -211,6 +211,7 @@ def run_sweep(
         report.elapsed_s = time.perf_counter() - started
         return report
 
+    check_store(write=True)  # an unusable store is found before any point runs
     folder = sweep_dir(spec.name)
     folder.mkdir(parents=True, exist_ok=True)
     failures_path = folder / "failures.jsonl"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ import yaml
 
 from genscope.api import DEFAULT_HARDWARE, check_dtype_supported
 from genscope.costmodel.hardware import get_hardware
-from genscope.errors import UserError, choices_error
+from genscope.errors import UserError, choices_error, clip
 from genscope.workloads.base import DTYPES, Settings, parse_res
 from genscope.workloads.components import SIZES
 from genscope.workloads.registry import get_workload
@@ -51,6 +52,10 @@ INT_AXES = ("frames", "steps", "batch", "prompt_len", "new_tokens")
 #: Settings fields taken from the grid (everything but workloads/mode/hardware).
 SETTING_AXES = tuple(a for a in AXES if a not in ("workloads", "mode", "hardware"))
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+#: a spec is a few lines of axis values; larger files are refused before parsing
+MAX_SPEC_BYTES = 256 * 1024
+#: most grid points one spec may expand to (the product of its axis lengths)
+MAX_POINTS = 10_000
 
 
 def _version() -> str:
@@ -137,16 +142,40 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec file."""
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_SPEC_BYTES:
+            raise UserError(
+                f"sweep spec {clip(repr(str(p)))} is over {MAX_SPEC_BYTES // 1024} KiB; "
+                "a spec lists axis values, it is never that large"
+            )
         text = p.read_text()
     except OSError as err:
-        raise UserError(f"cannot read sweep spec {str(p)!r}: {err.strerror or err}") from None
+        raise UserError(
+            f"cannot read sweep spec {clip(repr(str(p)))}: {err.strerror or err}"
+        ) from None
     return parse_spec(text, p)
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors/aliases: an alias bomb (nested ``*a`` references) would expand to
+    gigabytes from a few lines, and a grid spec never needs one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            line = event.start_mark.line + 1 if event.start_mark else "?"
+            raise UserError(
+                f"sweep spec uses a YAML alias (*{clip(event.anchor, 40)}, line {line}); "
+                "aliases are not allowed in specs: write the values out"
+            )
+        return super().compose_node(parent, index)
+
+
 def parse_spec(text: str, path: Path | None = None) -> SweepSpec:
-    where = f"sweep spec {path}" if path else "sweep spec"
+    where = f"sweep spec {clip(str(path))}" if path else "sweep spec"
+    if len(text) > MAX_SPEC_BYTES:
+        raise UserError(f"{where} is over {MAX_SPEC_BYTES // 1024} KiB")
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_NoAliasLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark is not None else ""
@@ -159,16 +188,16 @@ def parse_spec(text: str, path: Path | None = None) -> SweepSpec:
         k = ALIASES.get(str(key).replace("-", "_"), str(key).replace("-", "_"))
         if k not in valid_keys():
             raise UserError(
-                f"unknown key {key!r} in {where}; valid keys: {', '.join(valid_keys())}"
+                f"unknown key {clip(repr(key))} in {where}; valid keys: {', '.join(valid_keys())}"
             )
         if k in data:
-            raise UserError(f"{where} sets {k!r} twice (`workload` and `workloads`?)")
+            raise UserError(f"{where} sets {clip(repr(k))} twice (`workload` and `workloads`?)")
         data[k] = value
 
     name = data.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise UserError(
-            f"{where} needs a `name` of letters, digits, '.', '_' or '-' (got {name!r})"
+            f"{where} needs a `name` of letters, digits, '.', '_' or '-' (got {clip(repr(name))})"
         )
     if "workloads" not in data:
         raise UserError(f"{where} needs `workloads` (a list of workload names)")
@@ -185,10 +214,12 @@ def _resources(raw: Any, where: str) -> dict[str, float]:
     for key, value in raw.items():
         if key not in RESOURCE_KEYS:
             raise UserError(
-                f"unknown resource {key!r} in {where}; valid: {', '.join(RESOURCE_KEYS)}"
+                f"unknown resource {clip(repr(key))} in {where}; valid: {', '.join(RESOURCE_KEYS)}"
             )
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise UserError(f"{where}: resources.{key} must be a number >= 0 (got {value!r})")
+            raise UserError(
+                f"{where}: resources.{key} must be a number >= 0 (got {clip(repr(value))})"
+            )
         out[key] = float(value)
     return out
 
@@ -205,7 +236,7 @@ def _value(axis: str, v: Any, where: str) -> Any:
     (which options a workload takes) when the grid is expanded."""
 
     def bad(expected: str) -> UserError:
-        return UserError(f"{where}: `{axis}` values must be {expected} (got {v!r})")
+        return UserError(f"{where}: `{axis}` values must be {expected} (got {clip(repr(v))})")
 
     if v is None:
         if axis in ("workloads", "mode", "hardware", "size", "batch", "dtype", "attention"):
@@ -311,6 +342,12 @@ def expand(spec: SweepSpec) -> list[Point]:
     axes.setdefault("mode", ["analytic"])
     axes.setdefault("hardware", [DEFAULT_HARDWARE])
     names = [a for a in AXES if a in axes]
+    total = math.prod(len(axes[a]) for a in names)
+    if total > MAX_POINTS:
+        raise UserError(
+            f"sweep {spec.name!r} expands to {total:,} points; at most {MAX_POINTS:,} per spec "
+            "(split it into several sweeps)"
+        )
     points: list[Point] = []
     seen: set[str] = set()
     for combo in itertools.product(*(axes[a] for a in names)):

@@ -17,7 +17,7 @@ from torch import nn
 
 from genscope.capture.context import AxisRules, Runner
 from genscope.dtypes import subset
-from genscope.errors import UserError, choices_error
+from genscope.errors import UserError, choices_error, clip
 from genscope.workloads.components import (
     SIZES,
     ComponentConfig,
@@ -34,6 +34,17 @@ Family = Literal[
 ]  # fmt: skip
 #: The dtypes a workload runs in.
 DTYPES: dict[str, torch.dtype] = subset("fp32", "bf16", "fp16")
+#: Upper bound per option, checked in :meth:`Workload.resolve` before any work: beyond these a
+#: trace takes minutes and its op counts approach int64. A workload may override
+#: :attr:`Workload.limits`; ``genscope models --json`` lists each workload's bounds.
+DEFAULT_LIMITS: dict[str, int] = {
+    "res": 4096,  # pixels, either side
+    "frames": 256,
+    "steps": 1000,
+    "batch": 64,
+    "prompt_len": 65536,
+    "new_tokens": 8192,
+}
 #: Options each workload may accept; a workload lists the subset that is meaningful for it.
 OPTION_NAMES = ("res", "frames", "steps", "cfg", "batch", "prompt_len", "new_tokens", "variant")
 
@@ -44,14 +55,16 @@ def parse_res(text: str | None) -> tuple[int, int] | None:
         return None
     parts = text.lower().split("x")
     try:
-        values = [int(p) for p in parts]
+        values = [int(p) for p in parts if len(p) <= 9]  # 9 digits: far above any bound
     except ValueError:
-        raise UserError(f"--res takes N or HxW (e.g. 512 or 576x1024), got {text!r}") from None
+        values = []
+    if len(values) != len(parts):
+        raise UserError(f"--res takes N or HxW (e.g. 512 or 576x1024), got {clip(repr(text))}")
     if len(values) == 1:
         return values[0], values[0]
     if len(values) == 2:
         return values[0], values[1]
-    raise UserError(f"--res takes N or HxW (e.g. 512 or 576x1024), got {text!r}")
+    raise UserError(f"--res takes N or HxW (e.g. 512 or 576x1024), got {clip(repr(text))}")
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,8 @@ class Workload(ABC):
     defaults: ClassVar[dict[str, dict[str, Any]]]
     #: pixel side must be a multiple of this (VAE/patch factor)
     res_factor: ClassVar[int] = 1
+    #: upper bound per option (see :data:`DEFAULT_LIMITS`)
+    limits: ClassVar[dict[str, int]] = DEFAULT_LIMITS
 
     # ---------------------------------------------------------------- settings
     @property
@@ -130,7 +145,12 @@ class Workload(ABC):
         return tuple(o for o in OPTION_NAMES if o in opts or o == "batch")
 
     def resolve(self, s: Settings) -> Settings:
-        """Fill defaults and reject options that make no sense here, naming the valid ones."""
+        """Fill defaults and reject options that make no sense here, naming the valid ones.
+
+        Every check runs here, before anything is built: types, closed sets, lower bounds and
+        the upper bounds of :attr:`limits`.
+        """
+        self._check_types(s)
         if s.size not in SIZES:
             raise choices_error("size", s.size, SIZES)
         if s.dtype not in DTYPES:
@@ -158,7 +178,32 @@ class Workload(ABC):
         self.validate(resolved)
         return resolved
 
+    @staticmethod
+    def _check_types(s: Settings) -> None:
+        """Settings built in Python (API, sweep specs) get the same checks as CLI options."""
+        for opt in ("frames", "steps", "batch", "prompt_len", "new_tokens"):
+            value = getattr(s, opt)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise UserError(
+                    f"--{opt.replace('_', '-')} must be an integer (got {clip(repr(value))})"
+                )
+        for opt in ("size", "dtype", "attention"):
+            if not isinstance(getattr(s, opt), str):
+                raise UserError(f"--{opt} must be a string (got {clip(repr(getattr(s, opt)))})")
+        if s.variant is not None and not isinstance(s.variant, str):
+            raise UserError(f"--variant must be a string (got {clip(repr(s.variant))})")
+        if s.cfg is not None and not isinstance(s.cfg, bool):
+            raise UserError(f"--cfg must be true or false (got {clip(repr(s.cfg))})")
+        res = s.res
+        if res is not None and (
+            not isinstance(res, tuple | list)
+            or len(res) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in res)
+        ):
+            raise UserError(f"--res takes N or HxW (got {clip(repr(res))})")
+
     def validate(self, s: Settings) -> None:
+        """Lower and upper bounds of the resolved settings (one-line :class:`UserError`)."""
         if self.variants and s.variant not in self.variants:
             raise choices_error(f"{self.name} variant", s.variant, self.variants)
         if s.batch < 1:
@@ -171,8 +216,17 @@ class Workload(ABC):
             h, w = s.res
             if h < 1 or w < 1 or h % self.res_factor or w % self.res_factor:
                 raise UserError(
-                    f"{self.name}: resolution {h}x{w} must be a positive multiple of "
-                    f"{self.res_factor} (e.g. {self.res_factor * 8})"
+                    f"{self.name}: resolution {clip(h, 20)}x{clip(w, 20)} must be a positive "
+                    f"multiple of {self.res_factor} (e.g. {self.res_factor * 8})"
+                )
+        for opt, limit in self.limits.items():
+            value = getattr(s, opt, None)
+            sides = value if opt == "res" and value is not None else (value,)
+            if any(v is not None and v > limit for v in sides):
+                shown = "x".join(clip(v, 20) for v in sides)
+                raise UserError(
+                    f"{self.name}: --{opt.replace('_', '-')} {shown} is above this workload's "
+                    f"bound of {limit} (see `genscope models --json`, limits)"
                 )
 
     # ---------------------------------------------------------------- components
@@ -227,4 +281,5 @@ class Workload(ABC):
             },
             "defaults": self.defaults["full"],
             "options": list(self.options),
+            "limits": {o: v for o, v in self.limits.items() if o in self.options},
         }

@@ -277,9 +277,11 @@ CLAIMS: tuple[Claim, ...] = (
         "Autoregressive token generation is dominated by GPU idle time",
         "stated",
         decode_idle,
-        "measured non-kernel share of decode wall time in [50%, 100%]",
+        "decode wall time not inside kernels in [50%, 100%]",
         "Per-token steps launch many tiny ops; framework overhead dominates at batch 1",
-        "Measured on this CPU with tiny models: host overhead stands in for GPU idle time",
+        "The GPU waits on the host less than half of each decode step here: the GPU time "
+        "model's host costs per op (or, measured on this CPU with tiny models, host overhead "
+        "standing in for GPU idle) are too small against the kernels of these models",
     ),
     Claim(
         "linear_llm",

@@ -8,13 +8,15 @@ their tables with :meth:`ReportContext.write_data`, and record claim values with
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from genscope.analyses.claims import Finding
 from genscope.api import TraceResult, trace_workload
+from genscope.costmodel.hardware import get_hardware
+from genscope.costmodel.pricing import has_gpu_model
 from genscope.report.html import Section
 from genscope.store import write_run
 from genscope.sweep.executors import LocalExecutor
@@ -46,7 +48,21 @@ class ReportContext:
 
     @property
     def label(self) -> str:
-        return f"analytic ({self.hardware}{', quick' if self.quick else ''})"
+        quick = ", quick" if self.quick else ""
+        if self.gpu:
+            return f"predicted (GPU time model, {self.hardware}, {self.dtype}{quick})"
+        return f"analytic ({self.hardware}{quick})"
+
+    @property
+    def gpu(self) -> bool:
+        """Whether the report's hardware is priced by the GPU time model."""
+        return has_gpu_model(get_hardware(self.hardware))
+
+    @property
+    def dtype(self) -> str:
+        """The suite's dtype: fp16 on a GPU, as the papers ran (Golden et al.'s SD example and
+        Lee et al.'s models are fp16); fp32 elsewhere, where the roofline prices any dtype."""
+        return "fp16" if self.gpu else "fp32"
 
     def trace(self, key: str, workload: str | Workload, settings: Settings) -> TraceResult:
         """Trace once per key and remember it (run ids are listed in the report)."""
@@ -95,11 +111,12 @@ class ReportContext:
 
     def suite_settings(self, wl: Workload, attention: str) -> Settings:
         """Default settings; ``--quick`` shortens decoding (:data:`QUICK`)."""
+        base = Settings(size="full", attention=attention, dtype=self.dtype)
         if not self.quick:
-            return Settings(size="full", attention=attention)
+            return base
         if "new_tokens" in wl.defaults["full"]:
-            return Settings(size="full", attention=attention, new_tokens=QUICK_NEW_TOKENS)
-        return Settings(size="full", attention=attention, variant=QUICK_VARIANTS.get(wl.name))
+            return replace(base, new_tokens=QUICK_NEW_TOKENS)
+        return replace(base, variant=QUICK_VARIANTS.get(wl.name))
 
     def suite(self, attention: str) -> dict[str, TraceResult]:
         return {wl: self.trace(key, wl, s) for key, (wl, s) in self.suite_plan(attention).items()}

@@ -20,11 +20,14 @@ def decode_section(ctx: ReportContext) -> list[Section]:
         kv = decode.kv_cache_bytes(ev)
         dec = ev[ev.phase == "decode"]
         t = (dec.predicted_s * dec["count"]).groupby(dec.category).sum()
+        idle = (flash_runs[name].summary.get("predicted_idle") or {}).get("by_phase", {})
         shares.append(
             {
                 "workload": name,
                 "linear_share": t.get("linear", 0) / t.sum(),
                 "attention_share": t.get("attention", 0) / t.sum(),
+                # GPU time model only: the share of decode wall the GPU waits on the host
+                "decode_idle_share": idle.get("decode", {}).get("host_bound_share"),
             }
         )
         sections.append(
@@ -47,6 +50,16 @@ def decode_section(ctx: ReportContext) -> list[Section]:
                 "linear_llm",
                 float(llm.linear_share.min()),
                 ", ".join(f"{r.workload} {r.linear_share:.0%}" for r in llm.itertuples()),
+            )
+        idle = table.dropna(subset=["decode_idle_share"])
+        if len(idle):
+            low = idle.loc[idle.decode_idle_share.idxmin()]
+            ctx.find(
+                "decode_idle",
+                float(low.decode_idle_share),
+                f"{low.decode_idle_share:.0%} of decode wall time idle ({low.workload}, the least)",
+                ", ".join(f"{r.workload} {r.decode_idle_share:.0%}" for r in idle.itertuples())
+                + " (batch 1, eager PyTorch: host timeline of the GPU time model)",
             )
         sections.insert(
             0,

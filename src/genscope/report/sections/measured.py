@@ -35,7 +35,7 @@ def measured_section(ctx: ReportContext) -> list[Section]:
             )
     table = pd.DataFrame(rows)
     decode = table[(table.workload == "chameleon-i2t") & (table.phase == "decode")]
-    if len(decode):
+    if len(decode) and "decode_idle" not in ctx.findings:  # a GPU prediction takes precedence
         share = float(decode.overhead_share.iloc[0])
         ctx.find(
             "decode_idle",

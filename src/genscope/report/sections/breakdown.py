@@ -52,6 +52,15 @@ def breakdown_section(ctx: ReportContext) -> list[Section]:
             table[table["run"].str.endswith("(flash)")], f"Flash attention — {ctx.label}"
         ),
     ]
+    if ctx.gpu:  # the bound beside the prediction
+        bound = category_breakdown(
+            {k: v for k, v in runs.items() if k.endswith("(flash)")}, time_col="roofline_s"
+        )
+        figs.append(
+            plot_category_breakdown(
+                bound, f"Flash attention — roofline bound on {ctx.hardware} ({ctx.dtype})"
+            )
+        )
     return [
         Section(
             "breakdown",

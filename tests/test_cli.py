@@ -160,7 +160,10 @@ def test_show_prints_the_trace_summary(full_step, home, monkeypatch, capsys):
     assert "sd15 (full, analytic" in lines[0] and "flash attention) on a100-80g-sxm" in lines[0]
     # 859,520,964 -> 859.5M; 123,060,480 -> 123.1M; 83,653,863 -> 83.7M
     assert "unet 859.5M" in out and "text_encoder 123.1M" in out and "vae 83.7M" in out
-    assert f"predicted {full_step['predicted_s'] * 1e3:.2f} ms (analytic roofline)" in out
+    model = "(GPU time model: kernels + host timeline)"
+    assert f"predicted {full_step['predicted_s'] * 1e3:.2f} ms {model}" in out
+    idle = f"device idle {full_step['idle_s'] * 1e3:.2f} ms"
+    assert f"roofline bound {full_step['roofline_s'] * 1e3:.2f} ms" in out and idle in out
     assert "by category" in out and "conv" in out and "attention" in out
     assert "attention seq_len: min 64, max 4096, [64, 77, 256, 1024, 4096]" in out
 
@@ -171,7 +174,8 @@ def test_trace_prints_the_summary_and_where_it_stored(home, monkeypatch, capsys)
     assert " llama (tiny, analytic" in first
     run_id = first.split()[0]
     assert "stored: " in out and run_id in out.split("stored: ", 1)[1]
-    assert "(analytic roofline)" in out and "by category" in out and "linear" in out
+    assert "(GPU time model: kernels + host timeline)" in out
+    assert "by category" in out and "linear" in out
 
 
 def test_hardware_list_table_shows_datasheet_numbers(monkeypatch, capsys, tmp_path):

@@ -411,6 +411,7 @@ def cpu_local(home: Path) -> Any:
         kind="measured",
         matrix_peak={"fp32": 2e11, "bf16": 1e11},
         vector_peak={"fp32": 4e10, "bf16": 2e10},
+        extra={},  # calibrate writes no GPU fields (arch, SM count)
     )
     save_local_spec(HardwareSpec.from_dict(d))
     return get_hardware("cpu-local")

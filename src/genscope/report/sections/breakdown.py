@@ -4,9 +4,12 @@ al. Fig. 3).
 
 from __future__ import annotations
 
+import pandas as pd
+
 from genscope.analyses.breakdown import category_breakdown, plot_category_breakdown
 from genscope.report.context import ReportContext
-from genscope.report.html import Section
+from genscope.report.html import Section, format_value, table_html
+from genscope.schema import CATEGORIES
 from genscope.workloads.registry import all_workloads
 
 
@@ -58,7 +61,11 @@ def breakdown_section(ctx: ReportContext) -> list[Section]:
             "Operator-category breakdown: baseline vs Flash attention",
             ctx.label,
             figures=figs,
-            table=table,
+            table=share_pivot(table, "flash"),
+            raw_html=(
+                "<details><summary>table: baseline (math) attention</summary>"
+                f"{table_html(share_pivot(table, 'math'))}</details>"
+            ),
             notes=[
                 "Share of predicted end-to-end time per operator category, each "
                 "workload at its default settings (fp32); llama is the LLM reference."
@@ -66,3 +73,18 @@ def breakdown_section(ctx: ReportContext) -> list[Section]:
             data_files=[ctx.write_data("breakdown", table)],
         )
     ]
+
+
+def share_pivot(table: pd.DataFrame, attention: str) -> pd.DataFrame:
+    """For reading beside the figure: category × workload, each cell the category's share of
+    the workload's time in % (the long table, with times and FLOPs, is breakdown.csv)."""
+    runs = table[table["run"].str.endswith(f"({attention})")]
+    wide = runs.pivot(index="category", columns="run", values="share")
+    wide = wide.reindex(columns=list(dict.fromkeys(runs["run"])))
+    wide.columns = [str(c).removesuffix(f" ({attention})") for c in wide.columns]
+    order = [c for c in CATEGORIES if c in wide.index] + [
+        c for c in wide.index if c not in CATEGORIES
+    ]
+    wide = wide.reindex(order).fillna(0.0)
+    cells = wide.map(lambda v: format_value(v, "%"))
+    return cells.reset_index().rename(columns={"category": f"category ({attention})"})

@@ -68,6 +68,23 @@ def test_format_value(value, unit, shown):
     assert format_value(value, unit) == shown
 
 
+@pytest.mark.parametrize(
+    ("text", "raw"),
+    [
+        ("569670369280", True),
+        ("-12345678", True),
+        ("1234567.5", True),
+        ("flops 569670369280 total", True),
+        ("1,234,567", False),
+        ("570 GFLOP", False),
+        ("123456", False),
+        ("20261207-164956-parti-4c143c", False),  # a run id, not a number
+    ],
+)
+def test_has_raw_long_integer(text, raw):
+    assert has_raw_long_integer(text) is raw
+
+
 def test_units_come_from_schema_and_names():
     df = pd.DataFrame(
         {

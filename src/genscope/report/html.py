@@ -195,11 +195,13 @@ def table_html(df: pd.DataFrame) -> str:
     return format_table(df).to_html(index=False, escape=True, border=0)
 
 
-_DIGITS = re.compile(r"\d{7,}")
+#: A run of 7+ digits standing as a number (optionally signed or with decimals), not part of
+#: an identifier such as a run id ``20261207-164956-parti-4c143c``.
+_DIGITS = re.compile(r"(?<![\w-])-?\d{7,}(?:\.\d+)?(?![\w-])")
 
 
 def has_raw_long_integer(text: str) -> bool:
-    """True if ``text`` holds an unformatted integer of more than 6 digits."""
+    """True if ``text`` holds an unformatted number with more than 6 integer digits."""
     return bool(_DIGITS.search(text))
 
 

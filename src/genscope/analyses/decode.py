@@ -9,6 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from genscope.analyses.breakdown import CATEGORY_COLORS
 from genscope.schema import total
 
 
@@ -89,11 +90,9 @@ def plot_decode_grid(panels: dict[str, tuple[pd.DataFrame, pd.DataFrame]], title
     fig = Figure(figsize=(min(2.4 * n, 12.5), 5.0))
     axes = fig.subplots(2, n, squeeze=False)
     cats: list[str] = []
-    colors = {}
-    palette = [f"C{i}" for i in range(10)]
     for comp, _kv in panels.values():
         cats += [c for c in comp.columns if c != "step" and c not in cats]
-    colors = {c: palette[i % len(palette)] for i, c in enumerate(cats)}
+    colors = {c: CATEGORY_COLORS.get(c, "#555555") for c in cats}
     for j, (name, (comp, kv)) in enumerate(panels.items()):
         top, bottom = axes[0][j], axes[1][j]
         here = [c for c in cats if c in comp.columns]

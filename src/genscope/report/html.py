@@ -33,7 +33,8 @@ h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
 margin-left:.5rem;font-weight:normal}
 .analytic{background:#e8f0fe;color:#1a4fa0}.measured{background:#e6f4ea;color:#1e6b34}
 table{border-collapse:collapse;font-size:.82rem;margin:.6rem 0}
-td,th{border:1px solid #ddd;padding:.2rem .45rem;text-align:right}
+td,th{border:1px solid #ddd;padding:.2rem .45rem;text-align:right;white-space:nowrap}
+.table-wrap{overflow-x:auto;max-width:100%}#claims td,#claims th{white-space:normal}
 th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}
 figure{margin:.4rem 0}figure svg{max-width:100%;height:auto}
 .note{color:#555;font-size:.88rem;margin:.3rem 0}.agrees{color:#1e6b34}
@@ -54,7 +55,8 @@ box-shadow:0 1px 4px #0003}
 body{max-width:none;margin:0;font-size:10pt;padding:0}nav.toc,#hover-tip,summary{display:none}
 details::details-content{content-visibility:visible;display:contents}
 section{break-inside:auto}h2{break-after:avoid}figure{break-inside:avoid}
-table{font-size:7.5pt;break-inside:auto}tr{break-inside:avoid}a{color:inherit}
+table{font-size:7.5pt;break-inside:auto}.table-wrap{overflow:visible}
+td,th{white-space:normal}tr{break-inside:avoid}a{color:inherit}
 #findings{break-inside:avoid;background:none}
 }
 """
@@ -192,7 +194,8 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def table_html(df: pd.DataFrame) -> str:
     """An escaped HTML table of formatted numbers (pandas' to_html escapes cell text)."""
-    return format_table(df).to_html(index=False, escape=True, border=0)
+    body = format_table(df).to_html(index=False, escape=True, border=0)
+    return f'<div class="table-wrap">{body}</div>'
 
 
 #: A run of 7+ digits standing as a number (optionally signed or with decimals), not part of

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from genscope.analyses.breakdown import CATEGORY_COLORS
 from genscope.costmodel.hardware import HardwareSpec
 from genscope.schema import CATEGORIES
 
@@ -80,7 +81,7 @@ def plot_op_roofline(
         y = np.minimum(peak, ops["intensity"].to_numpy() * bw) / 1e12
         cats = [c for c in CATEGORIES if c in set(ops["category"])]
         cats += sorted(set(ops["category"]) - set(cats))
-        color = {c: f"C{i % 10}" for i, c in enumerate(cats)}
+        color = {c: CATEGORY_COLORS.get(c, "#555555") for c in cats}
         sizes = 8 + 60 * np.sqrt(ops["time_s"] / ops["time_s"].max())
         sc = ax.scatter(
             ops["intensity"],

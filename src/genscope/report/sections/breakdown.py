@@ -76,15 +76,17 @@ def breakdown_section(ctx: ReportContext) -> list[Section]:
 
 
 def share_pivot(table: pd.DataFrame, attention: str) -> pd.DataFrame:
-    """For reading beside the figure: category × workload, each cell the category's share of
-    the workload's time in % (the long table, with times and FLOPs, is breakdown.csv)."""
+    """For reading beside the figure: workload × category (one row per bar of the figure,
+    categories in the figure's order, all-zero ones left out), each cell the category's share
+    of the workload's time in %. The long table, with times and FLOPs, is breakdown.csv."""
     runs = table[table["run"].str.endswith(f"({attention})")]
-    wide = runs.pivot(index="category", columns="run", values="share")
-    wide = wide.reindex(columns=list(dict.fromkeys(runs["run"])))
-    wide.columns = [str(c).removesuffix(f" ({attention})") for c in wide.columns]
-    order = [c for c in CATEGORIES if c in wide.index] + [
-        c for c in wide.index if c not in CATEGORIES
-    ]
-    wide = wide.reindex(order).fillna(0.0)
+    wide = runs.pivot(index="run", columns="category", values="share").fillna(0.0)
+    wide = wide.reindex(index=list(dict.fromkeys(runs["run"])))
+    wide.index = [str(r).removesuffix(f" ({attention})") for r in wide.index]
+    cats = [c for c in CATEGORIES if c in wide.columns] + sorted(
+        set(wide.columns) - set(CATEGORIES)
+    )
+    wide = wide[[c for c in cats if wide[c].sum() > 0]]
     cells = wide.map(lambda v: format_value(v, "%"))
-    return cells.reset_index().rename(columns={"category": f"category ({attention})"})
+    cells.insert(0, f"workload ({attention})", cells.index)
+    return cells.reset_index(drop=True)

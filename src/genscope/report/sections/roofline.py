@@ -74,7 +74,13 @@ def roofline_section(ctx: ReportContext) -> list[Section]:
                 "Where autoregressive decode crosses the ridge (llama 7B)",
                 ctx.label,
                 table=sweep,
-                notes=[f"Smallest batch at or above the ridge: {crossing}"],
+                notes=[
+                    "Smallest batch at or above the bf16 ridge: "
+                    + ", ".join(
+                        f"{k} {'none up to batch ' + str(batches[-1]) if v is None else v}"
+                        for k, v in crossing.items()
+                    )
+                ],
                 data_files=[ctx.write_data("decode_batch_intensity", sweep)],
             )
         )

@@ -132,7 +132,7 @@ def build_report(
         f"Versions: genscope {env['genscope']} (git {str(env['git_sha'])[:12]}), "
         + ", ".join(f"{k} {v}" for k, v in pkgs.items())
         + f", python {env.get('python')}; measured parts on {env.get('cpu')} "
-        f"({env.get('cpu_count')} cores).",
+        f"(cpu_count {env.get('cpu_count')}).",
     ]
     top = findings_html(claims_table(ctx.findings), claim_row_ids(), ctx.findings, settings)
     page = render_page(

@@ -363,16 +363,19 @@ def claims_table(findings: dict[str, Finding]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def claims_html(table: pd.DataFrame) -> str:
-    """The claims table with the verdict coloured (all cell text escaped)."""
+def claims_html(table: pd.DataFrame, row_ids: list[str] | None = None) -> str:
+    """The claims table with the verdict coloured (all cell text escaped); ``row_ids`` gives
+    each row an anchor, so a summary elsewhere on the page can link to it."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     body = []
-    for _, r in table.iterrows():
+    ids = row_ids if row_ids is not None else [""] * len(table)
+    for row_id, (_, r) in zip(ids, table.iterrows(), strict=True):
         cells = []
         for col in table.columns:
             text = html.escape(str(r[col]))
             if col == "verdict":
                 text = f'<b class="{html.escape(str(r[col]).replace(" ", "-"))}">{text}</b>'
             cells.append(f'<td style="text-align:left">{text}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        anchor = f' id="{html.escape(row_id)}"' if row_id else ""
+        body.append(f"<tr{anchor}>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"

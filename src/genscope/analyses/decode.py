@@ -7,7 +7,9 @@ import math
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
+from genscope.analyses.breakdown import CATEGORY_COLORS
 from genscope.schema import total
 
 
@@ -77,4 +79,38 @@ def plot_decode(comp: pd.DataFrame, kv: pd.DataFrame, title: str) -> Figure:
     ax2.set_ylabel("KV cache read per step (MiB)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_decode_grid(panels: dict[str, tuple[pd.DataFrame, pd.DataFrame]], title: str) -> Figure:
+    """Small multiples of :func:`plot_decode`: one column per workload (``name → (composition,
+    kv)``), time per step on top and KV-cache read below, one shared legend, so workloads are
+    compared at a glance instead of one figure each."""
+    n = max(len(panels), 1)
+    fig = Figure(figsize=(min(2.4 * n, 12.5), 5.0))
+    axes = fig.subplots(2, n, squeeze=False)
+    cats: list[str] = []
+    for comp, _kv in panels.values():
+        cats += [c for c in comp.columns if c != "step" and c not in cats]
+    colors = {c: CATEGORY_COLORS.get(c, "#555555") for c in cats}
+    for j, (name, (comp, kv)) in enumerate(panels.items()):
+        top, bottom = axes[0][j], axes[1][j]
+        here = [c for c in cats if c in comp.columns]
+        top.stackplot(
+            comp["step"], *[comp[c] * 1e3 for c in here], colors=[colors[c] for c in here]
+        )
+        top.set_yscale("symlog", linthresh=0.01)
+        top.set_title(name, fontsize=9)
+        top.set_xlabel("step (0 = prefill)", fontsize=7)
+        if not kv.empty:
+            bottom.plot(kv["kv_len"], kv["kv_bytes"] / 2**20, color="#444")
+        bottom.set_xlabel("KV length (tokens)", fontsize=7)
+        for ax in (top, bottom):
+            ax.tick_params(labelsize=6)
+    axes[0][0].set_ylabel("predicted ms per step", fontsize=7)
+    axes[1][0].set_ylabel("KV cache read per step (MiB)", fontsize=7)
+    handles = [Patch(color=colors[c], label=c) for c in cats]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(cats), 8), fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig

@@ -75,7 +75,9 @@ def adjacent_level_ratio(calls: pd.DataFrame, component: str) -> float:
     return max((b / a for a, b in itertools.pairwise(lens)), default=float("nan"))
 
 
-def plot_seqlen(calls_by_workload: dict[str, pd.DataFrame], title: str) -> Figure:
+def plot_seqlen(calls_by_workload: dict[str, pd.DataFrame], title: str, gid: str = "") -> Figure:
+    """One row of points per workload, one point per distinct query length. With ``gid``, the
+    i-th workload's scatter gets SVG id ``{gid}-{i}`` (for hover text in the report)."""
     fig = Figure(figsize=(7.5, 3.8))
     ax = fig.subplots()
     for i, (_name, calls) in enumerate(calls_by_workload.items()):
@@ -83,7 +85,9 @@ def plot_seqlen(calls_by_workload: dict[str, pd.DataFrame], title: str) -> Figur
         weights = calls["count"].to_numpy()
         uniq = np.unique(lens)
         sizes = [weights[lens == u].sum() for u in uniq]
-        ax.scatter(uniq, [i] * len(uniq), s=[10 + 40 * np.log1p(s) for s in sizes], alpha=0.7)
+        sc = ax.scatter(uniq, [i] * len(uniq), s=[10 + 40 * np.log1p(s) for s in sizes], alpha=0.7)
+        if gid:
+            sc.set_gid(f"{gid}-{i}")
     ax.set_yticks(range(len(calls_by_workload)), list(calls_by_workload), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("attention query length (tokens); marker size ~ log(calls)")

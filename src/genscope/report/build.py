@@ -6,6 +6,10 @@ record :class:`~genscope.analyses.claims.Finding` s for the claims table. Builde
 behind a progress bar; traces are cached in the context so sections share runs; every table is
 written beside the page as CSV. A builder that fails does not sink the report: its section says
 what failed, the page's introduction lists every failed section, and stderr gets one line each.
+
+The page opens with a findings block (claims agreeing per paper, headline numbers, settings),
+read from the same claims table and findings the claims section shows; the claims table itself
+comes after the figures, so the first screen is the bottom line and the first figure.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from pathlib import Path
 import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from genscope.analyses.claims import claims_table
 from genscope.console import err_console
 from genscope.errors import clip
 from genscope.machine.environment import environment
 from genscope.report.context import QUICK, ReportContext, SectionBuilder
+from genscope.report.findings import findings_html
 from genscope.report.html import Section, render_page
 from genscope.report.sections.breakdown import breakdown_section
-from genscope.report.sections.claims import claims_section
+from genscope.report.sections.claims import claim_row_ids, claims_section
 from genscope.report.sections.decode import decode_section
 from genscope.report.sections.flash import flash_section
 from genscope.report.sections.levers import levers_section
@@ -39,7 +45,7 @@ from genscope.report.sections.suite import suite_section
 from genscope.report.sections.temporal import temporal_section
 from genscope.store import check_store
 
-#: (progress label, builder), in page order; the claims section goes first once all have run.
+#: (progress label, builder), in page order; the claims section follows once all have run.
 SECTION_BUILDERS: list[tuple[str, SectionBuilder]] = [
     ("suite", suite_section),
     ("operator breakdown", breakdown_section),
@@ -102,7 +108,7 @@ def build_report(
             seconds[name] = time.perf_counter() - start
             progress.advance(task)
         progress.update(task, description="claims")
-        sections[:0] = claims_section(ctx)
+        sections.extend(claims_section(ctx))
         progress.advance(task)
     env = environment()
     runs = pd.DataFrame(
@@ -125,13 +131,23 @@ def build_report(
             data_files=[ctx.write_data("runs", runs)],
         )
     )
+    pkgs = env.get("packages", {})
+    settings = [
+        f"Settings: mode {QUICK if quick else 'full'}; {ctx.label}; "
+        f"{workers} trace worker(s).",
+        f"Versions: genscope {env['genscope']} (git {str(env['git_sha'])[:12]}), "
+        + ", ".join(f"{k} {v}" for k, v in pkgs.items())
+        + f", python {env.get('python')}; measured parts on {env.get('cpu')} "
+        f"(cpu_count {env.get('cpu_count')}).",
+    ]
+    top = findings_html(claims_table(ctx.findings), claim_row_ids(), ctx.findings, settings)
     page = render_page(
         "genscope report",
         [
             "Where multimodal generative-AI inference spends its time, memory and precision. "
-            "Analytic numbers are a per-op roofline over datasheet peaks (no GPU was used); "
-            "measured numbers come from this machine's CPU and say so.",
-            f"Mode: {QUICK if quick else 'full'}; analytic hardware: {hardware}.",
+            "GPU numbers are predictions of genscope's GPU time model (kernels plus a host "
+            "timeline, scored against published runs; no GPU was used), with the roofline beside "
+            "them as the bound; measured numbers come from this machine's CPU and say so.",
             *(
                 [f"Sections that failed ({len(failed)}): {', '.join(failed)}; each says why below."]
                 if failed
@@ -142,6 +158,7 @@ def build_report(
         footer=(
             f"genscope {env['genscope']} · git {env['git_sha']} · torch {env['packages']['torch']}"
         ),
+        top_html=top,
     )
     for name, reason in failed.items():
         print(f"genscope: report: section {name!r} failed: {reason}", file=sys.stderr)

@@ -4,9 +4,12 @@ al. Fig. 3).
 
 from __future__ import annotations
 
+import pandas as pd
+
 from genscope.analyses.breakdown import category_breakdown, plot_category_breakdown
 from genscope.report.context import ReportContext
-from genscope.report.html import Section
+from genscope.report.html import Section, format_value, table_html
+from genscope.schema import CATEGORIES
 from genscope.workloads.registry import all_workloads
 
 
@@ -67,7 +70,11 @@ def breakdown_section(ctx: ReportContext) -> list[Section]:
             "Operator-category breakdown: baseline vs Flash attention",
             ctx.label,
             figures=figs,
-            table=table,
+            table=share_pivot(table, "flash"),
+            raw_html=(
+                "<details><summary>table: baseline (math) attention</summary>"
+                f"{table_html(share_pivot(table, 'math'))}</details>"
+            ),
             notes=[
                 "Share of predicted end-to-end time per operator category, each "
                 "workload at its default settings (fp32); llama is the LLM reference."
@@ -75,3 +82,20 @@ def breakdown_section(ctx: ReportContext) -> list[Section]:
             data_files=[ctx.write_data("breakdown", table)],
         )
     ]
+
+
+def share_pivot(table: pd.DataFrame, attention: str) -> pd.DataFrame:
+    """For reading beside the figure: workload × category (one row per bar of the figure,
+    categories in the figure's order, all-zero ones left out), each cell the category's share
+    of the workload's time in %. The long table, with times and FLOPs, is breakdown.csv."""
+    runs = table[table["run"].str.endswith(f"({attention})")]
+    wide = runs.pivot(index="run", columns="category", values="share").fillna(0.0)
+    wide = wide.reindex(index=list(dict.fromkeys(runs["run"])))
+    wide.index = [str(r).removesuffix(f" ({attention})") for r in wide.index]
+    cats = [c for c in CATEGORIES if c in wide.columns] + sorted(
+        set(wide.columns) - set(CATEGORIES)
+    )
+    wide = wide[[c for c in cats if wide[c].sum() > 0]]
+    cells = wide.map(lambda v: format_value(v, "%"))
+    cells.insert(0, f"workload ({attention})", cells.index)
+    return cells.reset_index(drop=True)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from genscope.analyses.claims import claims_html, claims_table
+from genscope.analyses.claims import CLAIMS, claims_html, claims_table
 from genscope.report.context import ReportContext
 from genscope.report.html import Section
+
+
+def claim_row_ids() -> list[str]:
+    """The HTML anchor of each claims-table row, in table order (one per claim)."""
+    return [f"claim-{c.key}" for c in CLAIMS]
 
 
 def claims_section(ctx: ReportContext) -> list[Section]:
@@ -14,7 +19,7 @@ def claims_section(ctx: ReportContext) -> list[Section]:
             "claims",
             "Claims: the papers beside genscope",
             "analytic + measured",
-            raw_html=claims_html(table),
+            raw_html=claims_html(table, claim_row_ids()),
             notes=[
                 "Each row: a headline claim, genscope's number with its mode and "
                 "hardware, and whether it agrees — with one line on why."

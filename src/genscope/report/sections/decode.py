@@ -12,8 +12,9 @@ from genscope.report.html import Section
 def decode_section(ctx: ReportContext) -> list[Section]:
     flash_runs = ctx.suite("flash")
     ar = [n for n, r in flash_runs.items() if (r.events.phase == "decode").any()]
-    sections = []
     shares = []
+    panels = {}
+    data_files = []
     for name in ar:
         ev = flash_runs[name].events
         comp = decode.step_composition(ev)
@@ -30,45 +31,36 @@ def decode_section(ctx: ReportContext) -> list[Section]:
                 "decode_idle_share": idle.get("decode", {}).get("host_bound_share"),
             }
         )
-        sections.append(
-            Section(
-                f"decode-{name}",
-                f"Decode composition and KV-cache growth: {name}",
-                ctx.label,
-                figures=[decode.plot_decode(comp, kv, f"{name} — {ctx.label}")],
-                data_files=[
-                    ctx.write_data(f"decode_{name}", comp),
-                    ctx.write_data(f"kv_{name}", kv),
-                ],
-            )
+        panels[name] = (comp, kv)
+        data_files += [ctx.write_data(f"decode_{name}", comp), ctx.write_data(f"kv_{name}", kv)]
+    if not shares:
+        return []
+    table = pd.DataFrame(shares)
+    llm = table[table.workload.isin(["llama", "chameleon"])]
+    if len(llm):
+        ctx.find(
+            "linear_llm",
+            float(llm.linear_share.min()),
+            ", ".join(f"{r.workload} {r.linear_share:.0%}" for r in llm.itertuples()),
         )
-    if shares:
-        table = pd.DataFrame(shares)
-        llm = table[table.workload.isin(["llama", "chameleon"])]
-        if len(llm):
-            ctx.find(
-                "linear_llm",
-                float(llm.linear_share.min()),
-                ", ".join(f"{r.workload} {r.linear_share:.0%}" for r in llm.itertuples()),
-            )
-        idle = table.dropna(subset=["decode_idle_share"])
-        if len(idle):
-            low = idle.loc[idle.decode_idle_share.idxmin()]
-            ctx.find(
-                "decode_idle",
-                float(low.decode_idle_share),
-                f"{low.decode_idle_share:.0%} of decode wall time idle ({low.workload}, the least)",
-                ", ".join(f"{r.workload} {r.decode_idle_share:.0%}" for r in idle.itertuples())
-                + " (batch 1, eager PyTorch: host timeline of the GPU time model)",
-            )
-        sections.insert(
-            0,
-            Section(
-                "decode",
-                "Autoregressive decode: linear vs attention",
-                ctx.label,
-                table=table,
-                data_files=[ctx.write_data("decode_shares", table)],
-            ),
+    idle = table.dropna(subset=["decode_idle_share"])
+    if len(idle):
+        low = idle.loc[idle.decode_idle_share.idxmin()]
+        ctx.find(
+            "decode_idle",
+            float(low.decode_idle_share),
+            f"{low.decode_idle_share:.0%} of decode wall time idle ({low.workload}, the least)",
+            ", ".join(f"{r.workload} {r.decode_idle_share:.0%}" for r in idle.itertuples())
+            + " (batch 1, eager PyTorch: host timeline of the GPU time model)",
         )
-    return sections
+    # one small-multiples figure for all decoding workloads
+    return [
+        Section(
+            "decode",
+            "Autoregressive decode: composition, KV-cache growth, linear vs attention",
+            ctx.label,
+            figures=[decode.plot_decode_grid(panels, f"Decode composition — {ctx.label}")],
+            table=table,
+            data_files=[ctx.write_data("decode_shares", table), *data_files],
+        )
+    ]

@@ -30,7 +30,13 @@ def flash_section(ctx: ReportContext) -> list[Section]:
             ctx.label,
             figures=[fig],
             table=table,
-            notes=[f"Diffusion/transformer TTI speedup ratio: {ratio}"],
+            notes=[
+                "Diffusion/transformer TTI speedup ratio (diffusion model's flash gain over a "
+                f"transformer's, all pairs): {ratio['min']:.3f}–{ratio['max']:.3f}x over "
+                f"{ratio['pairs']} pairs"
+                if ratio["pairs"]
+                else "Diffusion/transformer TTI speedup ratio: no model pairs"
+            ],
             data_files=[ctx.write_data("flash", table)],
         )
     ]

@@ -8,6 +8,7 @@ from genscope.analyses import roofline
 from genscope.costmodel.hardware import get_hardware
 from genscope.report.context import ROOFLINE_SPECS, ReportContext
 from genscope.report.html import Section
+from genscope.report.interactive import TOP_OPS, op_points, plot_op_roofline
 from genscope.workloads.base import Settings
 
 
@@ -24,6 +25,13 @@ def roofline_section(ctx: ReportContext) -> list[Section]:
             den.median() / dec.median(),
             f"denoise {den.median():.0f} vs decode {dec.median():.1f} FLOP/B (median)",
         )
+    op_fig, hover = plot_op_roofline(
+        op_points({n: r.events for n, r in flash_runs.items()}),
+        specs[0],
+        "bf16",
+        f"Top {TOP_OPS} ops per workload on the {specs[0].name} bf16 roofline (hover a point)",
+        "hv-roofline-ops",
+    )
     sections = [
         Section(
             "roofline",
@@ -32,13 +40,17 @@ def roofline_section(ctx: ReportContext) -> list[Section]:
             figures=[
                 roofline.plot_roofline(
                     table, specs, "bf16", "Phases against A100/H100/H200 bf16 ridges (analytic)"
-                )
+                ),
+                op_fig,
             ],
+            hover=hover,
             table=table,
             data_files=[ctx.write_data("roofline_phases", table)],
             notes=[
+                "Second figure: each point an op (size ~ time), coloured by category; hover for "
+                "op, module path, input shapes and predicted time.",
                 "Intensity = FLOPs / minimum bytes per phase (fp32 traces; the bound labels use "
-                "each GPU's dense bf16 ridge, the regime these models are served in)."
+                "each GPU's dense bf16 ridge, the regime these models are served in).",
             ],
         )
     ]
@@ -62,7 +74,13 @@ def roofline_section(ctx: ReportContext) -> list[Section]:
                 "Where autoregressive decode crosses the ridge (llama 7B)",
                 ctx.label,
                 table=sweep,
-                notes=[f"Smallest batch at or above the ridge: {crossing}"],
+                notes=[
+                    "Smallest batch at or above the bf16 ridge: "
+                    + ", ".join(
+                        f"{k} {'none up to batch ' + str(batches[-1]) if v is None else v}"
+                        for k, v in crossing.items()
+                    )
+                ],
                 data_files=[ctx.write_data("decode_batch_intensity", sweep)],
             )
         )

@@ -11,6 +11,7 @@ import pandas as pd
 from genscope.analyses import seqlen
 from genscope.report.context import ReportContext
 from genscope.report.html import Section
+from genscope.report.interactive import seqlen_hover
 
 
 def seqlen_section(ctx: ReportContext) -> list[Section]:
@@ -32,13 +33,16 @@ def seqlen_section(ctx: ReportContext) -> list[Section]:
     if "sd15" in calls:
         r = seqlen.adjacent_level_ratio(calls["sd15"], "unet")
         ctx.find("seqlen_4x", r, f"{r:.1f}x between adjacent sd15 UNet levels")
-    fig = seqlen.plot_seqlen(calls, f"Attention sequence lengths — {ctx.label}")
+    fig = seqlen.plot_seqlen(calls, f"Attention sequence lengths — {ctx.label}", gid="hv-seqlen")
+    hover = seqlen_hover(calls, {n: flash_runs[n].events for n in calls}, "hv-seqlen")
     return [
         Section(
             "seqlen",
             "Sequence length of every attention call",
             ctx.label,
             figures=[fig],
+            hover=hover,
+            notes=["Hover a point for its calls, shapes, module paths and attention time."],
             table=table,
             data_files=[ctx.write_data("seqlen", table)],
         )

@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(
             DEFAULT_WORKERS, min=1, help="Worker processes for the suite's analytic traces."
         ),
+        keep_going: bool = typer.Option(
+            False, "--keep-going", help="Exit 0 even when a section failed (it says so)."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Characterize the suite and write one self-contained HTML report."""
@@ -35,7 +38,9 @@ def register(app: typer.Typer) -> None:
             forkserver_context(set(workload_names()), start=True)
         from genscope.report.build import build_report
 
-        path = build_report(out, hardware=hardware, quick=quick, workers=workers)
+        path = build_report(
+            out, hardware=hardware, quick=quick, workers=workers, keep_going=keep_going
+        )
         if json_out:
             emit_json({"report": str(path.resolve())})
         else:

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from genscope.analyses.claims import claims_table
 from genscope.console import err_console
-from genscope.errors import clip
+from genscope.errors import UserError, clip
 from genscope.machine.environment import environment
 from genscope.report.context import QUICK, ReportContext, SectionBuilder
 from genscope.report.findings import findings_html
@@ -76,10 +76,13 @@ def build_report(
     quick: bool = False,
     builders: list[tuple[str, SectionBuilder]] | None = None,
     workers: int = 1,
+    keep_going: bool = True,
 ) -> Path:
     """Run every section builder (or the given ones) and write ``out/index.html`` atomically.
 
-    ``workers`` > 1 traces a section's independent runs in that many worker processes.
+    ``workers`` > 1 traces a section's independent runs in that many worker processes. A
+    section that fails is shown as failed in the page; without ``keep_going`` the page is
+    still written and then a :class:`~genscope.errors.UserError` names the failed sections.
     """
     check_store(write=True)  # the report stores its runs: an unusable store fails up front
     out.mkdir(parents=True, exist_ok=True)
@@ -133,8 +136,7 @@ def build_report(
     )
     pkgs = env.get("packages", {})
     settings = [
-        f"Settings: mode {QUICK if quick else 'full'}; {ctx.label}; "
-        f"{workers} trace worker(s).",
+        f"Settings: mode {QUICK if quick else 'full'}; {ctx.label}; {workers} trace worker(s).",
         f"Versions: genscope {env['genscope']} (git {str(env['git_sha'])[:12]}), "
         + ", ".join(f"{k} {v}" for k, v in pkgs.items())
         + f", python {env.get('python')}; measured parts on {env.get('cpu')} "
@@ -165,4 +167,9 @@ def build_report(
     tmp = out / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, out / "index.html")
+    if failed and not keep_going:
+        raise UserError(
+            f"{len(failed)} report section(s) failed: {', '.join(failed)} (the page at "
+            f"{out / 'index.html'} shows why; --keep-going exits 0 anyway)"
+        )
     return out / "index.html"

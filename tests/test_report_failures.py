@@ -1,6 +1,6 @@
 """A failed report section is loud: shown in the page, named on stderr, and `genscope report`
-exits 2 unless `--keep-going`. The slow test runs the default quick report and requires that
-no section failed."""
+exits 2 unless `--keep-going`. The default quick report (about 2 minutes here) runs in the
+default suite and must have no failed section, so a broken section fails `make test`."""
 
 from __future__ import annotations
 
@@ -47,7 +47,6 @@ def test_a_failing_default_section_fails_the_command(tmp_path, monkeypatch, caps
         assert code == 2 and f"1 report section(s) failed: {name}" in err
 
 
-@pytest.mark.slow
 def test_the_default_quick_report_has_no_failed_section(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("GENSCOPE_HOME", str(tmp_path / "home"))
     page = build.build_report(tmp_path / "rep", quick=True, workers=2, keep_going=False)

@@ -47,6 +47,7 @@ def test_a_failing_default_section_fails_the_command(tmp_path, monkeypatch, caps
         assert code == 2 and f"1 report section(s) failed: {name}" in err
 
 
+@pytest.mark.timeout(1500)
 def test_the_default_quick_report_has_no_failed_section(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("GENSCOPE_HOME", str(tmp_path / "home"))
     page = build.build_report(tmp_path / "rep", quick=True, workers=2, keep_going=False)

@@ -26,7 +26,7 @@ from genscope.errors import UserError, choices_error
 from genscope.machine.environment import environment
 from genscope.store import check_store, new_run_id, write_run
 from genscope.workloads.base import Built, Settings, Workload
-from genscope.workloads.components import count_params
+from genscope.workloads.components import count_params, model_library
 from genscope.workloads.registry import get_workload
 
 DEFAULT_HARDWARE = "a100-80g-sxm"
@@ -286,7 +286,7 @@ def trace(
     settings = {"size": "custom", "dtype": None, "attention": attention}
     params = {c: count_params(m) for c, m in components.items()}
     meta = run_meta(run_id, label, settings, hw, params, {})
-    libraries = {c: type(m).__module__.split(".")[0] for c, m in components.items()}
+    libraries = {c: model_library(m) for c, m in components.items()}
     return assemble_run(meta, events, hw, save=save, output=output, libraries=libraries)
 
 

@@ -9,27 +9,22 @@ model are deterministic, so two runs print identical JSON.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
 
-from genscope.costmodel.gpu.evaluate import row_settings, run_scorecard
+from genscope.costmodel.gpu.evaluate import row_settings, run_scorecard, setup_key
 from genscope.costmodel.gpu.scorecard import load_rows
 from genscope.sweep.executors import LocalExecutor
 from genscope.workloads.base import Settings
 from genscope.workloads.registry import workload_names
 
 
-def _key(workload: str, settings: dict[str, Any]) -> str:
-    return json.dumps([workload, settings], sort_keys=True, default=list)
-
-
 def bench_scorecard(workers: int = 2) -> dict[str, Any]:
     """``{"mape_pct", "worst_pct", "lever_speedup_mape_pct", "rows", "by_family", "by_gpu"}``."""
     known = set(workload_names())
     setups = {
-        _key(str(r["workload"]), row_settings(r)): (str(r["workload"]), row_settings(r))
+        setup_key(str(r["workload"]), row_settings(r)): (str(r["workload"]), row_settings(r))
         for r in load_rows()
         if r["workload"] in known  # an unknown one is reported by the scorer, with the choices
     }
@@ -51,6 +46,6 @@ def bench_scorecard(workers: int = 2) -> dict[str, Any]:
         traced[task["point_id"]] = outcome["events"]
 
     def trace(workload: str, settings: dict[str, Any]) -> pd.DataFrame:
-        return traced[_key(workload, settings)]
+        return traced[setup_key(workload, settings)]
 
     return {"name": "scorecard", **run_scorecard(trace, sorted(known))}

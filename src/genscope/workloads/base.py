@@ -25,6 +25,7 @@ from genscope.workloads.components import (
     build_component,
     count_params,
     load_component_config,
+    model_library,
 )
 
 Task = Literal["tti", "ttv", "i2v", "t2t", "i2t", "s2t", "h2a"]
@@ -111,7 +112,7 @@ class Built:
     def libraries(self) -> dict[str, str]:
         """The library (top-level package of its model class) of every component, e.g.
         ``{"unet": "diffusers", "text_encoder": "transformers"}``: host cost per op differs."""
-        return {name: type(m).__module__.split(".")[0] for name, m in self.models.items()}
+        return {name: model_library(m) for name, m in self.models.items()}
 
 
 class Workload(ABC):

@@ -134,6 +134,12 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def model_library(module: nn.Module) -> str:
+    """The library a model class comes from (``diffusers``, ``transformers``, ``torch`` …):
+    its Python costs differ per op."""
+    return type(module).__module__.split(".")[0]
+
+
 def kv_cache(module: nn.Module, cache: Any) -> dict[str, Any]:
     """The keyword argument that hands ``module.forward`` its KV cache.
 

@@ -84,13 +84,18 @@ def scope_seconds(pred: GpuPrediction, scope: str) -> float:
     return pred.predicted_s
 
 
+def setup_key(workload: str, settings: Mapping[str, Any]) -> str:
+    """One key per distinct trace: rows that differ only in GPU or levers share it."""
+    return json.dumps([workload, settings], sort_keys=True, default=list)
+
+
 def make_predictor(trace: TraceFn) -> Callable[[Mapping[str, Any]], float]:
     """A ``predict_row`` for :func:`.scorecard.score`, tracing each distinct setup once."""
     cache: dict[str, pd.DataFrame] = {}
 
     def predict_row(row: Mapping[str, Any]) -> float:
         settings = row_settings(row)
-        key = json.dumps([row["workload"], settings], sort_keys=True, default=list)
+        key = setup_key(str(row["workload"]), settings)
         if key not in cache:
             cache[key] = trace(str(row["workload"]), settings)
         pred = predict_events(cache[key], row)

@@ -128,6 +128,8 @@ OTHER_VARIANTS = {
     ("chameleon", "34b"): {"model": pytest.approx(34.3e9, abs=5e7)},
     # Llama 2 70B: HF "Model size 69B params"; the formula gives the exact count
     ("llama", "70b"): {"model": llama_params(dims("llama/model.70b"))},
+    # Code Llama 34B: HF "Model size 33.7B params"; the formula gives the exact count
+    ("llama", "34b"): {"model": llama_params(dims("llama/model.34b"))},
 }
 
 
@@ -393,7 +395,7 @@ def test_bad_options_name_the_valid_ones() -> None:
     with pytest.raises(UserError, match=r"does not take --new-tokens"):
         get_workload("parti").resolve(Settings(new_tokens=4))
     for name, valid in (
-        ("llama", "70b, 7b"),
+        ("llama", "34b, 70b, 7b"),
         ("parti", "20b, 350m, 3b, 750m"),
         ("chameleon", "34b, 7b"),
     ):

@@ -1,4 +1,5 @@
-"""Llama 2 (7B, 70B): the reference LLM — prefill over the prompt, then KV-cache decode steps.
+"""Llama 2 (7B, 70B) and Code Llama 34B: the reference LLM — prefill over the prompt, then
+KV-cache decode steps.
 
 Phases follow Lee et al. (arXiv 2410.00215): step 0 is ``prefill`` (the whole prompt in one
 forward, which also yields the first new token), steps ``1 .. new_tokens-1`` are ``decode`` (one
@@ -100,10 +101,10 @@ class Llama(Workload):
     name = "llama"
     task = "t2t"
     family = "autoregressive"
-    description = "Llama 2 (7B / 70B): prefill + KV-cache decode, the reference LLM"
+    description = "Llama 2 (7B / 70B), Code Llama 34B: prefill + KV-cache decode, the reference LLM"
     components = {"model": "model"}
     variant_components = ("model",)
-    variants = ("7b", "70b")
+    variants = ("7b", "34b", "70b")
     default_variant = "7b"
     defaults = {
         "full": {"prompt_len": 512, "new_tokens": 128},

@@ -166,3 +166,52 @@ def test_sdpa_replaces_math_attention_with_one_flash_row():
 def test_ladder_names_its_rungs():
     steps = stack(TOY, A100, "compile:reduce-overhead,int8_dynamic")
     assert [s.lever for s in steps] == ["baseline", "compile:reduce-overhead", "int8_dynamic"]
+
+
+def test_fused_attention_fuses_a_softmax_free_attention_call():
+    """HSTU's SiLU(Q·Kᵀ + rab)·V: the whole module call becomes one flash-class row."""
+    q = dict(q_len=1024, kv_len=1024, head_dim=128, heads=4, batch=2)
+    attn = "layer.pointwise_attn"
+    scores = 2 * 8 * 1024 * 1024
+
+    def bmm(inputs, out):
+        return r(
+            "aten.bmm.default",
+            "attention",
+            "matrix",
+            module_path=attn,
+            input_shapes=inputs,
+            output_shapes=out,
+            flops=2 * 8 * 1024 * 1024 * 128,
+            bytes_read=1,
+            bytes_written=1,
+            **q,
+        )
+
+    rows = [
+        mm(path="layer.f1"),
+        ew("aten.sub.Tensor", 8, scores, module_path=attn),  # the relative bias
+        bmm("[8,1024,128];[8,128,1024]", "[8,1024,1024]"),
+        ew("aten.add.Tensor", scores, scores, module_path=attn),
+        ew("aten.silu.default", scores, scores, module_path=attn),
+        bmm("[8,1024,1024];[8,1024,128]", "[8,1024,128]"),
+        mm(path="layer.f2"),
+    ]
+    fused = apply_lever(events_frame(rows), A100, "fused_attention")
+    assert list(fused["op"]) == [
+        "aten.addmm.default",
+        "aten.scaled_dot_product_attention",
+        "aten.addmm.default",
+    ]
+    row = fused.iloc[1]
+    # both matmuls' FLOPs; Q, K, V read and O written once (fp16, batch·heads = 8)
+    assert row["flops"] == 2 * (2 * 8 * 1024 * 1024 * 128)
+    assert row["bytes_read"] == 2 * 8 * 128 * (1024 + 2 * 1024)
+    assert row["bytes_written"] == 2 * 8 * 1024 * 128
+    assert (row["batch"], row["heads"]) == (8, 1)
+    assert predict(fused, A100).busy_s < predict(events_frame(rows), A100).busy_s
+
+
+def test_fused_attention_leaves_softmax_attention_to_sdpa():
+    with pytest.raises(UserError, match="for softmax attention use sdpa"):
+        apply_lever(TOY, A100, "fused_attention")

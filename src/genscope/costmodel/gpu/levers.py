@@ -186,6 +186,62 @@ def sdpa(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
     return out.drop(index=drop).reset_index(drop=True)
 
 
+@lever("fused_attention")
+def fused_attention(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
+    """Softmax-free attention (HSTU's ``SiLU(Q·Kᵀ + rab)·V``) -> one fused kernel per call.
+
+    Lee et al.'s HSTU lever is a Triton fused ragged-attention kernel: the N² scores, the
+    relative bias and the pointwise activation stay on chip. Every row of one attention module
+    call (between and around its two attention matmuls) becomes one row priced as a flash-class
+    kernel: the two matmuls' FLOPs, Q, K, V in and O out. The Triton kernel is assumed to reach
+    FlashAttention-2's ceilings; no microbenchmark of it is at hand.
+    """
+    out = _ensure(df)
+    bmm = ((out["category"] == "attention") & (out["op"] == "aten.bmm.default")).to_numpy()
+    has_softmax = out["op"].str.contains("softmax").to_numpy()
+    module = out["module_path"].fillna("").astype(str).to_numpy()
+    first = [
+        i
+        for i in np.flatnonzero(bmm)
+        if module[i] and not bmm[i - 1 : i].any() and _second_bmm(bmm, module, i) is not None
+    ]
+    pairs = [(i, _second_bmm(bmm, module, i)) for i in first]
+    pairs = [(i, j) for i, j in pairs if j is not None and not has_softmax[i:j].any()]
+    if not pairs:
+        raise UserError(
+            "lever fused_attention: no softmax-free attention (two attention bmms in one "
+            "module call without a softmax) in the table; for softmax attention use sdpa"
+        )
+    drop: list[int] = []
+    for i, j in pairs:
+        lo, hi = i, j
+        while lo > 0 and module[lo - 1] == module[i]:
+            lo -= 1
+        while hi + 1 < len(out) and module[hi + 1] == module[i]:
+            hi += 1
+        q, kv, d = (int(out.at[i, c] or 1) for c in ("q_len", "kv_len", "head_dim"))
+        bh = int(out.at[i, "batch"] or 1) * int(out.at[i, "heads"] or 1)
+        item = ITEMSIZE.get(str(out.at[i, "dtype"]), 2)
+        out.at[i, "op"] = "aten.scaled_dot_product_attention"
+        out.at[i, "flops"] = int(out.at[i, "flops"] + out.at[j, "flops"])
+        out.at[i, "bytes_read"] = int(item * bh * d * (q + 2 * kv))
+        out.at[i, "bytes_written"] = int(item * bh * q * d)
+        out.at[i, "output_shapes"] = f"[{bh},{q},{d}]"
+        out.at[i, "batch"], out.at[i, "heads"] = bh, 1
+        drop.extend(k for k in range(lo, hi + 1) if k != i)
+    return out.drop(index=drop).reset_index(drop=True)
+
+
+def _second_bmm(bmm: np.ndarray, module: np.ndarray, i: int) -> int | None:
+    """The next attention bmm after row ``i`` in the same module call, if any."""
+    j = i + 1
+    while j < len(bmm) and module[j] == module[i]:
+        if bmm[j]:
+            return j
+        j += 1
+    return None
+
+
 # -- layout and fusion -----------------------------------------------------------------------
 
 

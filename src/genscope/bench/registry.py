@@ -21,6 +21,7 @@ BENCHES: dict[str, str] = {
     "overhead": "genscope.bench.overhead:bench_overhead",
     "optimize": "genscope.bench.optimize:bench_optimize",
     "scorecard": "genscope.bench.scorecard:bench_scorecard",
+    "lee": "genscope.bench.lee:bench_lee",
 }
 
 

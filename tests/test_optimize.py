@@ -434,5 +434,10 @@ def test_levers_section_records_the_388_finding(tmp_path, monkeypatch):
     sections = report_section.levers_section(ctx)
     assert [s.label for s in sections] == ["measured (cpu)"]
     assert sections[0].figures and (tmp_path / "data" / "levers_live.csv").exists()
+    # on a GPU spec the claim is the GPU model's prediction (levers_predicted), not this run
+    assert "levers_388" not in ctx.findings
+    monkeypatch.setattr(ReportContext, "gpu", property(lambda self: False))
+    ctx = ReportContext(tmp_path, "a100-80g-sxm", quick=True)
+    report_section.levers_section(ctx)
     f = ctx.findings["levers_388"]
     assert f.mode == "measured (cpu)" and "no stored" in f.detail

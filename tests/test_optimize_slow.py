@@ -65,7 +65,8 @@ def test_levers_section_live_quick(tmp_path, monkeypatch, levers_settled):
     monkeypatch.setattr(report_section, "_live", lambda quick: live.extend(real(quick)) or live)
     ctx = ReportContext(tmp_path, "a100-80g-sxm", quick=True)
     sections = report_section.levers_section(ctx)
-    assert sections[0].key == "levers-live" and "levers_388" in ctx.findings
+    assert sections[0].key == "levers-live"
+    assert "levers_388" not in ctx.findings  # on a GPU spec the claim is predicted
     assert [r["workload"] for r in live] == ["sd15", "chameleon"]
     for result in live:
         levers_settled(result["stages"])

@@ -114,3 +114,32 @@ def plot_levers(stages_df: pd.DataFrame, title: str = "") -> Figure:
     fig.suptitle(title or "Optimization levers, applied cumulatively — measured", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def plot_lee(table: pd.DataFrame, title: str = "") -> Figure:
+    """Stacked-lever speedup per Lee et al. configuration: ours vs the paper's bars, at batch 1
+    and at the largest feasible batch (log scale; 1x marked)."""
+    fig = Figure(figsize=(9, 0.55 * len(table) + 1.6))
+    ax = fig.subplots()
+    bars = (
+        ("speedup_bs1", "predicted, batch 1", "#1f77b4", None),
+        ("paper_bs1", "paper, batch 1", "#1f77b4", "//"),
+        ("speedup_max_batch", "predicted, largest batch", "#d62728", None),
+        ("paper_max_batch", "paper, largest batch", "#d62728", "//"),
+    )
+    height = 0.8 / len(bars)
+    for k, (col, label, color, hatch) in enumerate(bars):
+        y = [i + (k - 1.5) * height for i in range(len(table))]
+        ax.barh(y, table[col], height=height, color=color, hatch=hatch, label=label,
+                alpha=1.0 if hatch is None else 0.35, edgecolor=color)  # fmt: skip
+    ax.set_yticks(range(len(table)))
+    labels = zip(table["config"], table["max_batch"], strict=True)
+    ax.set_yticklabels([f"{c} (max bs {b})" for c, b in labels])
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_xlabel("SDPA+compile+AutoQuant speedup over the SDPA run (x, log)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or "Lee et al.'s stacked levers")
+    fig.tight_layout()
+    return fig

@@ -36,6 +36,7 @@ from genscope.report.sections.claims import claim_row_ids, claims_section
 from genscope.report.sections.decode import decode_section
 from genscope.report.sections.flash import flash_section
 from genscope.report.sections.levers import levers_section
+from genscope.report.sections.levers_predicted import levers_predicted_section
 from genscope.report.sections.measured import measured_section
 from genscope.report.sections.numerics import numerics_section
 from genscope.report.sections.roofline import roofline_section
@@ -58,6 +59,7 @@ SECTION_BUILDERS: list[tuple[str, SectionBuilder]] = [
     ("measured", measured_section),
     ("numerics", numerics_section),
     ("levers", levers_section),
+    ("predicted levers", levers_predicted_section),
 ]
 
 

@@ -8,8 +8,9 @@ Two parts:
    dominated by per-op overhead, so their factors say little about full-size models.
 2. The latest **``genscope bench optimize``** result, if one is stored under
    ``$GENSCOPE_HOME/optimize/`` (full-size sd15 UNet; small Chameleon), shown with its date and
-   git sha. The claims-table finding for Lee et al.'s 3.88x comes from it when present, else
-   from the live tiny run, and says which.
+   git sha. On a report without a GPU time model, the claims-table finding for Lee et al.'s
+   3.88x comes from it when present, else from the live tiny run, and says which; on a GPU spec
+   it comes from :mod:`~genscope.report.sections.levers_predicted`.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def levers_section(ctx: ReportContext) -> list[Section]:
             )
         )
         ar = next((r for r in rows if r["workload"] == "chameleon"), None)
-        if ar is not None:
+        if ar is not None and not ctx.gpu:
             ctx.find(
                 "levers_388",
                 ar["speedup"],
@@ -109,6 +110,8 @@ def levers_section(ctx: ReportContext) -> list[Section]:
                 mode=LABEL,
             )
             return sections
+    if ctx.gpu:  # the claim is predicted on the GPU spec (levers_predicted)
+        return sections
     ctx.find(
         "levers_388",
         decode_live["speedup"],

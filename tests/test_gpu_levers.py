@@ -1,6 +1,10 @@
 """Levers as table transforms: their effect on a toy table, and errors when they do not apply."""
 
+from itertools import pairwise
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from genscope.costmodel.gpu import predict
 from genscope.costmodel.gpu.levers import apply_lever, fuse_chains, lever_names, stack
@@ -67,6 +71,90 @@ def test_compile_fuses_an_elementwise_chain_with_combined_traffic():
     # reads: 100 (first) + max(0, 50-50) + max(0, 150-50) = 200; writes the last op's 50.
     assert (fused["bytes_read"], fused["bytes_written"], fused["gpu_kernels"]) == (200, 50, 1)
     assert fused["flops"] == 30
+
+
+def fuse_by_hand(events, components):
+    """fuse_chains' rule, one row at a time: the reference the vectorised code must match."""
+    rows = events.to_dict("records")
+    compiled = [(r["component"] or "") in components for r in rows]
+    view = [c and r["unit"] == "none" for r, c in zip(rows, compiled, strict=True)]
+    mem = [
+        c and r["unit"] == "vector" and r["op"] != "aten.item.default"
+        for r, c in zip(rows, compiled, strict=True)
+    ]
+    out, chain = [], []
+
+    def close():
+        if not chain:
+            return
+        first = dict(chain[0])
+        if len(chain) > 1:
+            side = sum(max(b["bytes_read"] - a["bytes_written"], 0) for a, b in pairwise(chain))
+            reductions = sum(r["category"] == "norm" or "softmax" in r["op"] for r in chain)
+            first.update(
+                op="inductor.fused",
+                bytes_read=first["bytes_read"] + side,
+                bytes_written=chain[-1]["bytes_written"],
+                flops=sum(r["flops"] for r in chain),
+                gpu_kernels=1 + max(reductions - 1, 0),
+            )
+        out.append(first)
+        chain.clear()
+
+    for i, r in enumerate(rows):
+        if view[i]:
+            continue  # views vanish and do not break a chain
+        if mem[i]:
+            head = chain[0] if chain else None
+            if head and (head["component"], head["count"]) != (r["component"], r["count"]):
+                close()
+            chain.append(r)
+            continue
+        close()
+        out.append(r)
+    close()
+    return [(r["op"], r["bytes_read"], r["bytes_written"], r["flops"]) for r in out], [
+        r.get("gpu_kernels") for r in out if r["op"] == "inductor.fused"
+    ]
+
+
+OPS = {
+    "add": lambda c, n, rd, wr: ew("aten.add.Tensor", rd, wr, component=c, count=n),
+    "norm": lambda c, n, rd, wr: r(
+        "aten.native_layer_norm.default", "norm", component=c, count=n,
+        bytes_read=rd, bytes_written=wr, flops=7,
+    ),
+    "softmax": lambda c, n, rd, wr: r(
+        "aten._softmax.default", "attention", component=c, count=n,
+        bytes_read=rd, bytes_written=wr, flops=5,
+    ),
+    "view": lambda c, n, rd, wr: r("aten.view.default", "memory", "none", component=c, count=n),
+    "sync": lambda c, n, rd, wr: r("aten.item.default", "memory", component=c, count=n),
+    "mm": lambda c, n, rd, wr: mm(component=c, count=n),
+}  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(sorted(OPS)),
+            st.sampled_from(["unet", "vae", ""]),
+            st.sampled_from([1, 10]),
+            st.integers(0, 300),
+            st.integers(0, 300),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_fuse_chains_matches_the_rule_row_by_row(ops):
+    events = events_frame([OPS[kind](*args) for kind, *args in ops])
+    out = fuse_chains(events, {"unet", ""})
+    got = list(zip(out["op"], out["bytes_read"], out["bytes_written"], out["flops"], strict=True))
+    want, kernels = fuse_by_hand(events, {"unet", ""})
+    assert got == want
+    assert list(out.loc[out["op"] == "inductor.fused", "gpu_kernels"]) == kernels
 
 
 def test_compile_modes_set_host_model():

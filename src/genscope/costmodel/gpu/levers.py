@@ -303,6 +303,10 @@ def fuse_chains(df: pd.DataFrame, components: Collection[str]) -> pd.DataFrame:
     predecessor wrote (side inputs), writes the last op's output, and launches one kernel plus
     one per extra reduction (norms/softmax need their own pass). Views in compiled components
     vanish.
+
+    Vectorised over the table (full-size traces have tens of thousands of chains): chains are
+    found with array comparisons and summed with ``np.add.reduceat``, then written back in one
+    assignment per column.
     """
     out = _ensure(df)
     kc = classify(out).to_numpy()
@@ -313,37 +317,41 @@ def fuse_chains(df: pd.DataFrame, components: Collection[str]) -> pd.DataFrame:
     mem &= ~sync
     count = out["count"].to_numpy()
     views = (kc == "none") & inside
-    keep = np.ones(len(out), dtype=bool)
-    keep[views] = False
+    keep = ~views
     rows = np.flatnonzero(mem)
+    if len(rows) < 2:
+        return out[keep].reset_index(drop=True)
     reductions = (
         out["category"].isin(["norm"]).to_numpy() | out["op"].str.contains("softmax").to_numpy()
     )
-    i = 0
-    while i < len(rows):
-        start = rows[i]
-        chain = [start]
-        j = i + 1
-        while j < len(rows):
-            prev, nxt = chain[-1], rows[j]
-            between = np.arange(prev + 1, nxt)
-            if np.all(views[between]) and comp[nxt] == comp[start] and count[nxt] == count[start]:
-                chain.append(nxt)
-                j += 1
-            else:
-                break
-        i = j
-        if len(chain) == 1:
-            continue
-        reads = out.loc[chain, "bytes_read"].to_numpy()
-        writes = out.loc[chain, "bytes_written"].to_numpy()
-        side = np.maximum(reads[1:] - writes[:-1], 0).sum()
-        out.at[start, "bytes_read"] = int(reads[0] + side)
-        out.at[start, "bytes_written"] = int(writes[-1])
-        out.at[start, "flops"] = int(out.loc[chain, "flops"].sum())
-        out.at[start, "op"] = "inductor.fused"
-        out.at[start, "gpu_kernels"] = 1 + max(int(reductions[chain].sum()) - 1, 0)
-        keep[chain[1:]] = False
+    prev, nxt = rows[:-1], rows[1:]
+    # Consecutive memory rows join one chain when only views lie between them and they share
+    # the component and the repeat count. ``not_views[k]`` counts non-view rows before row k.
+    not_views = np.concatenate(([0], np.cumsum(~views)))
+    joins = (
+        (not_views[nxt] == not_views[prev + 1])
+        & (comp[nxt] == comp[prev])
+        & (count[nxt] == count[prev])
+    )
+    starts = np.flatnonzero(np.concatenate(([True], ~joins)))  # chain starts, indexing ``rows``
+    size = np.diff(np.append(starts, len(rows)))
+    multi = size > 1  # a lone memory op stays as it is
+    first, last = starts[multi], (starts + size - 1)[multi]
+    reads = out["bytes_read"].to_numpy()[rows]
+    writes = out["bytes_written"].to_numpy()[rows]
+    # a member's side input: what it reads beyond its predecessor's output (0 for a start)
+    side = np.concatenate(([0], np.where(joins, np.maximum(reads[1:] - writes[:-1], 0), 0)))
+    # np.add.reduceat sums each chain's slice [start, next start)
+    chain_side = np.add.reduceat(side, starts)[multi]
+    chain_flops = np.add.reduceat(out["flops"].to_numpy()[rows], starts)[multi]
+    chain_red = np.add.reduceat(reductions[rows].astype(np.int64), starts)[multi]
+    heads = rows[first]
+    out.loc[heads, "bytes_read"] = reads[first] + chain_side
+    out.loc[heads, "bytes_written"] = writes[last]
+    out.loc[heads, "flops"] = chain_flops
+    out.loc[heads, "op"] = "inductor.fused"
+    out.loc[heads, "gpu_kernels"] = 1 + np.maximum(chain_red - 1, 0)
+    keep[rows[np.flatnonzero(joins) + 1]] = False  # every chain member but its start
     return out[keep].reset_index(drop=True)
 
 

@@ -191,8 +191,10 @@ CLAIMS: tuple[Claim, ...] = (
         f"max conv share in {_pct(CONV_SHARE_MAX - SHARE_MARGIN, CONV_SHARE_MAX + SHARE_MARGIN)}"
         " (44% ± 5 pt)",
         "Conv is the largest or a major category of diffusion UNets once attention is fused",
-        "The roofline prices conv at datasheet peak; shares depend on resolution, dtype and "
-        "kernel efficiency the paper measured on A100",
+        "The share follows each model's FLOP mix: a pipeline whose FLOPs are mostly "
+        "convolution (Imagen's pixel-space super-resolution UNets at 256² and 1024²) gives conv "
+        "most of the time at any kernel efficiency; the paper's figure comes from its own "
+        "re-implementations, resolutions and kernels",
     ),
     Claim(
         "linear_share_transformer",
@@ -204,8 +206,10 @@ CLAIMS: tuple[Claim, ...] = (
         f"{_pct(LINEAR_TTI_SHARE_MAX - SHARE_MARGIN, LINEAR_TTI_SHARE_MAX + SHARE_MARGIN)}"
         " (49% ± 5 pt)",
         "Linear (FFN/projections) dominates token transformers once attention is fused",
-        "Analytic decode steps are weight-bandwidth bound and carry no launch gaps or idle "
-        "time, so Linear takes a larger share than the paper's measured one",
+        "The maximum is taken over every transformer TTI model here, Chameleon included (Lee "
+        "et al.'s model, not in Golden et al.'s suite): batch-1 decode reads every weight per "
+        "token, so Linear dominates its kernel time; shares are of kernel (or roofline) time, "
+        "without the idle gaps of a measured profile",
     ),
     Claim(
         "flash_diffusion_vs_transformer",
@@ -216,8 +220,8 @@ CLAIMS: tuple[Claim, ...] = (
         f"max ratio in {_x(FLASH_GAIN[0], FLASH_GAIN[1] * (1 + RATIO_MARGIN))}"
         " (1.1–2.5x, top + 10%)",
         "Prefill-like diffusion steps have long attention sequences; flash removes N² traffic",
-        "The analytic model has no launch overhead, so math vs flash differs only by traffic "
-        "and FLOP placement; speedups on real kernels also include fusion effects",
+        "Speedups depend on the attention kernels' efficiency and on fusion around them; the "
+        "roofline sees only traffic and FLOP placement",
     ),
     Claim(
         "seqlen_4x",
@@ -237,9 +241,9 @@ CLAIMS: tuple[Claim, ...] = (
         temporal_60pct,
         "temporal share of attention time in (60%, 100%]",
         "Short-sequence, huge-batch temporal attention runs far from peak",
-        "A roofline prices temporal attention at its memory-bound floor; real kernels add "
-        "layout permutes and low occupancy the roofline does not see, so the analytic share "
-        "is a lower bound of the measured one",
+        "A roofline prices temporal attention at its memory-bound floor, a lower bound; the "
+        "GPU time model adds what real flash kernels waste on 16–25-frame problems (padded "
+        "query and key tiles), which the share depends on",
     ),
     Claim(
         "memory_L4",
@@ -293,8 +297,9 @@ CLAIMS: tuple[Claim, ...] = (
         f"{_pct(LINEAR_LLM_SHARE[0] - SHARE_MARGIN, LINEAR_LLM_SHARE[1] + SHARE_MARGIN)}"
         " (34–66% ± 5 pt)",
         "FFN and projections read all weights every token",
-        "The paper's shares are of measured GPU time including idle gaps; analytic decode has "
-        "no idle time and reads every weight once per token, so Linear takes more of it",
+        "The paper's shares are of measured GPU time including idle gaps; these are shares of "
+        "decode kernel (or roofline) time, where reading every weight once per token makes "
+        "Linear larger",
     ),
     Claim(
         "levers_388",

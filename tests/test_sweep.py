@@ -136,6 +136,24 @@ def test_invalid_points_keep_their_error():
 
 
 # ---------------------------------------------------------------- local executor
+def test_the_package_exports_resolve():
+    import genscope.sweep
+
+    for name in genscope.sweep.__all__:
+        assert getattr(genscope.sweep, name) is not None, name
+
+
+def test_importing_the_executors_leaves_the_tracing_stack_to_the_workers():
+    """A driver can start the forkserver before its own heavy imports (bench scorecard does)."""
+    code = (
+        "import sys, genscope.sweep.executors; "
+        "print(sorted(m for m in ('genscope.api', 'diffusers', 'genscope.sweep.worker') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 SMALL = """\
 name: small
 workloads: [sd15]

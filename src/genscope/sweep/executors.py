@@ -3,6 +3,10 @@
 An executor takes the pending points' tasks and yields ``(task, outcome)`` as each finishes, in
 completion order. Outcomes come from :func:`genscope.sweep.worker.run_point`; the driver (the
 sweep runner) writes successful runs into the store, so workers need no access to it.
+
+:mod:`genscope.sweep.worker` (the tracing stack and every model library) is imported only when
+points run, so a driver can import this module and start the forkserver
+(:func:`forkserver_context`) before its own heavy imports, which then overlap the workers'.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from genscope.errors import UserError, choices_error
-from genscope.sweep.worker import init_pool_worker, one_line, ray_run_point, run_point
 
 EXECUTORS = ("local", "ray")
 DEFAULT_LOCAL_WORKERS = 1
@@ -63,6 +66,8 @@ class LocalExecutor(Executor):
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, Outcome]]:
         if not tasks:
             return
+        from genscope.sweep.worker import init_pool_worker, one_line, run_point
+
         if self.workers == 0:
             for task in tasks:
                 yield task, run_point(task)
@@ -227,6 +232,8 @@ class RayExecutor(Executor):
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, Outcome]]:
         if not tasks:
             return
+        from genscope.sweep.worker import ray_run_point
+
         ray = import_ray()
         owned = self._connect(ray)
         pending: dict[Any, Task] = {}

@@ -6,6 +6,7 @@ import time
 import pytest
 
 import genscope
+from genscope.bench.scorecard import bench_scorecard
 from genscope.costmodel.gpu import predict
 from genscope.costmodel.gpu.evaluate import run_scorecard
 from genscope.costmodel.hardware import get_hardware
@@ -19,15 +20,17 @@ def trace(workload, settings):
     return genscope.trace_workload(workload, s, save=False).events
 
 
+CACHE = {}
+
+
+def cached(workload, settings):
+    key = json.dumps([workload, settings], sort_keys=True, default=list)
+    if key not in CACHE:
+        CACHE[key] = trace(workload, settings)
+    return CACHE[key]
+
+
 def test_scorecard_runs_and_is_deterministic():
-    cache = {}
-
-    def cached(workload, settings):
-        key = json.dumps([workload, settings], sort_keys=True, default=list)
-        if key not in cache:
-            cache[key] = trace(workload, settings)
-        return cache[key]
-
     a = run_scorecard(cached, workload_names())
     b = run_scorecard(cached, workload_names())
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
@@ -40,6 +43,12 @@ def test_scorecard_runs_and_is_deterministic():
         "by_gpu",
     } <= set(a)
     assert a["n_rows"] >= 12
+
+
+def test_the_bench_prints_what_run_scorecard_returns():
+    """The bench predicts each row as its trace arrives from the pool; same result."""
+    expected = {"name": "scorecard", **run_scorecard(cached, workload_names())}
+    assert bench_scorecard(workers=2) == expected
 
 
 def test_sdxl_50_steps_predicts_fast_and_above_the_roofline():

@@ -198,6 +198,12 @@ def test_levers_that_do_not_apply_name_what_would():
         stack(TOY, A100, "bf16,turbo")
 
 
+def test_batching_keeps_rows_without_shapes():
+    out = apply_lever(TOY, A100, "batching", "2")
+    assert list(out["flops"]) == [2 * f for f in TOY["flops"]]
+    assert out["output_shapes"][0] == "[8192,320]" and out["output_shapes"].isna().sum() == 4
+
+
 def test_int8_weight_only_halves_weight_bytes():
     out = apply_lever(TOY, A100, "int8_weight_only")
     assert out["bytes_read"][0] == TOY["bytes_read"][0] - 320 * 320  # 2 -> 1 byte per weight

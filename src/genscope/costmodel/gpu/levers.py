@@ -484,14 +484,14 @@ def batching(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFr
     out = _ensure(df)
     lin = out["op"].isin(_LINEAR_OPS)
     item = out["dtype"].map(ITEMSIZE).fillna(4).to_numpy()
-    w = np.where(lin, out["input_shapes"].astype(str).map(_weight_numel).to_numpy() * item, 0)
+    shapes = out["input_shapes"].fillna("").astype(str)  # a row without shapes has no weights
+    w = np.where(lin, shapes.map(_weight_numel).to_numpy() * item, 0)
     conv = classify(out).to_numpy() == "conv"
     wconv = np.where(
         conv,
-        out["input_shapes"]
-        .astype(str)
-        .map(lambda s: int(np.prod(parse_shapes(s)[1])) if len(parse_shapes(s)) > 1 else 0)
-        .to_numpy()
+        shapes.map(
+            lambda s: int(np.prod(parse_shapes(s)[1])) if len(parse_shapes(s)) > 1 else 0
+        ).to_numpy()
         * item,
         0,
     )
@@ -500,7 +500,9 @@ def batching(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFr
     out["bytes_written"] = (out["bytes_written"] * n).astype("int64")
     out["flops"] = (out["flops"] * n).astype("int64")
     out["batch"] = out["batch"] * n
-    out["output_shapes"] = out["output_shapes"].astype(str).map(lambda s: _scale_first(s, n))
+    out["output_shapes"] = (
+        out["output_shapes"].astype(str).map(lambda s: _scale_first(s, n), na_action="ignore")
+    )
     return out
 
 

@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genscope.costmodel.gpu import predict
-from genscope.costmodel.gpu.levers import apply_lever, fuse_chains, lever_names, stack
+from genscope.costmodel.gpu.levers import (
+    LeverNotApplicable,
+    apply_lever,
+    fuse_chains,
+    lever_names,
+    stack,
+)
 from genscope.costmodel.hardware import get_hardware
 from genscope.errors import UserError
 from genscope.schema import events_frame
@@ -196,6 +202,61 @@ def test_levers_that_do_not_apply_name_what_would():
         UserError, match="unknown lever 'turbo'; choose one of: " + ", ".join(sorted(lever_names()))
     ):
         stack(TOY, A100, "bf16,turbo")
+
+
+def applies_here(err: pytest.ExceptionInfo) -> list[str]:
+    """The levers a one-line 'does not apply' error offers instead."""
+    message = str(err.value)
+    assert "\n" not in message
+    listed = message.split("; levers that apply here: ")[1].split(", ")
+    assert err.value.choices == listed  # the same list for --json
+    return listed
+
+
+def test_a_lever_that_does_not_apply_names_the_levers_that_do():
+    # TOY: fp16 GEMMs and elementwise ops in a denoise loop; no convs, fp32, math attention,
+    # q/k/v projections or decode phase
+    with pytest.raises(LeverNotApplicable, match="no convolutions; levers that apply") as err:
+        apply_lever(TOY, A100, "channels_last")
+    assert applies_here(err) == ["compile", "int8_dynamic", "int8_weight_only", "batching:N"]
+    # the probe runs on the same GPU: fp8 applies on an H100, not on the A100 above
+    with pytest.raises(LeverNotApplicable) as err:
+        apply_lever(TOY, H100, "sdpa")
+    assert "fp8" in applies_here(err) and "sdpa" not in applies_here(err)
+
+
+def test_a_decode_table_offers_static_cache():
+    decode = events_frame(
+        [
+            mm("layers.0.self_attn.q_proj", component="model", phase="decode"),
+            ew("aten.mul.Tensor", component="model", phase="decode"),
+        ]
+    )
+    for name in ("channels_last", "bf16", "sdpa"):
+        with pytest.raises(LeverNotApplicable) as err:
+            apply_lever(decode, A100, name)
+        listed = applies_here(err)
+        assert "static_cache" in listed and "compile" in listed
+        assert name not in listed and "channels_last" not in listed
+
+
+def test_the_ladder_says_what_applies_at_the_failing_rung():
+    # after bf16 nothing is fp32 any more, so a second bf16 does not apply; sdpa never did
+    fp32 = events_frame([mm(dtype="fp32"), ew(dtype="fp32")])
+    with pytest.raises(LeverNotApplicable, match="lever bf16: no fp32 ops") as err:
+        stack(fp32, A100, "bf16,bf16")
+    listed = applies_here(err)
+    assert "compile" in listed and not {"bf16", "fp16", "sdpa"} & set(listed)
+
+
+def test_choices_errors_keep_their_own_lists():
+    with pytest.raises(UserError) as err:
+        apply_lever(TOY, A100, "fp8")
+    assert "choose one of: h100-sxm" in str(err.value)
+    assert "levers that apply" not in str(err.value)
+    with pytest.raises(UserError, match="unknown lever 'turbo'; choose one of") as err:
+        apply_lever(TOY, A100, "turbo")
+    assert "levers that apply" not in str(err.value)
 
 
 def test_batching_keeps_rows_without_shapes():

@@ -2,8 +2,11 @@
 
 Each lever takes a table (and the target :class:`Device`) and returns a new table; the GPU model
 then prices it with :func:`genscope.costmodel.gpu.predict`. A lever that does not apply to the
-table (no convs for ``channels_last``, no fp32 rows for ``bf16``, fp8 on an sm80 GPU…) raises a
-one-line :class:`UserError` naming what would apply.
+table (no convs for ``channels_last``, no fp32 rows for ``bf16``…) raises
+:class:`LeverNotApplicable`; :func:`apply_lever` then adds the levers that do apply to the same
+table and device, so the one-line error says what to try instead. A lever the GPU lacks the
+hardware for (fp8 on sm80) raises :class:`LeverNotOnDevice`, whose message already names the
+GPUs or dtypes that have it.
 
 Names follow the measured ``optimize`` ladder: ``sdpa``, ``bf16``/``fp16``, ``channels_last``,
 ``fused_qkv``, ``compile[:mode]``, ``int8_dynamic``, ``int8_weight_only``, ``fp8``,
@@ -33,6 +36,18 @@ from genscope.errors import UserError, choices_error
 from genscope.schema import parse_shapes
 
 LeverFn = Callable[[pd.DataFrame, Device, str | None], pd.DataFrame]
+
+
+class LeverNotApplicable(UserError):
+    """The table has nothing the lever transforms (no convolutions, no fp32 ops, no decode
+    phase…). :func:`apply_lever` re-raises it naming the levers that do apply."""
+
+
+class LeverNotOnDevice(LeverNotApplicable):
+    """The GPU lacks the lever's hardware (fp8 Tensor Cores, a bf16 peak). The message already
+    names what has it, so :func:`apply_lever` passes it on unchanged."""
+
+
 _LEVERS: dict[str, LeverFn] = {}
 COMPILE_MODES: tuple[str, ...] = (
     "default",
@@ -112,14 +127,16 @@ def _act_numel(shapes: str) -> int:
 def _low_precision(df: pd.DataFrame, dev: Device, dtype: str) -> pd.DataFrame:
     out = _ensure(df)
     if dtype not in dev.spec.matrix_peak:
-        raise UserError(
+        raise LeverNotOnDevice(
             f"{dev.name} cannot run {dtype}; it has peaks for: "
             f"{', '.join(sorted(dev.spec.matrix_peak))}"
         )
     fp32 = out["dtype"] == "fp32"
     if not fp32.any():
         have = sorted(set(out["dtype"].dropna().astype(str)) - {""})
-        raise UserError(f"lever {dtype}: no fp32 ops to convert (the table is {', '.join(have)})")
+        raise LeverNotApplicable(
+            f"lever {dtype}: no fp32 ops to convert (the table is {', '.join(have)})"
+        )
     out.loc[fp32, "dtype"] = dtype
     for col in ("bytes_read", "bytes_written"):
         out.loc[fp32, col] = (out.loc[fp32, col] // 2).astype("int64")
@@ -152,7 +169,7 @@ def sdpa(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
     att = out["category"] == "attention"
     starts = np.flatnonzero((att & out["op"].isin(["aten.baddbmm.default"])).to_numpy())
     if len(starts) == 0:
-        raise UserError(
+        raise LeverNotApplicable(
             "lever sdpa: no math attention (baddbmm/softmax/bmm) in the table; "
             "trace with attention='math' to predict the sdpa rung"
         )
@@ -251,7 +268,7 @@ def channels_last(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.D
     out = _ensure(df)
     conv = classify(out) == "conv"
     if not conv.any():
-        raise UserError("lever channels_last: the table has no convolutions")
+        raise LeverNotApplicable("lever channels_last: the table has no convolutions")
     out.loc[conv.to_numpy(), "gpu_layout"] = "nhwc"
     return out
 
@@ -263,7 +280,7 @@ def fused_qkv(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataF
     path = out["module_path"].fillna("").astype(str)
     cand = out["op"].isin(_LINEAR_OPS) & path.str.contains(_QKV)
     if not cand.any():
-        raise UserError(
+        raise LeverNotApplicable(
             "lever fused_qkv: no q/k/v projections (modules named to_q/to_k/to_v or "
             "q_proj/k_proj/v_proj) in the table"
         )
@@ -291,7 +308,7 @@ def fused_qkv(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataF
         out.at[first, "output_shapes"] = f"[{m_rows},{n_total}]"
         drop.extend(members[1:])
     if not drop:
-        raise UserError("lever fused_qkv: no q/k/v projections share an input")
+        raise LeverNotApplicable("lever fused_qkv: no q/k/v projections share an input")
     return out.drop(index=drop).reset_index(drop=True)
 
 
@@ -364,7 +381,9 @@ def compile_(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFr
         raise choices_error("compile mode", mode, COMPILE_MODES)
     comps = _loop_components(df)
     if not comps:
-        raise UserError("lever compile: the table has no denoise or decode loop to compile")
+        raise LeverNotApplicable(
+            "lever compile: the table has no denoise or decode loop to compile"
+        )
     out = fuse_chains(df, comps)
     inside = out["component"].isin(list(comps))
     out.loc[inside, "gpu_host"] = "graph" if mode in GRAPH_MODES else "compiled"
@@ -405,7 +424,9 @@ def _linear_targets(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.Serie
     out = _ensure(df)
     mask = _linear_mask(out, _loop_components(out))
     if not mask.any():
-        raise UserError(f"lever {name}: no linear layers in the denoise/decode loop to quantize")
+        raise LeverNotApplicable(
+            f"lever {name}: no linear layers in the denoise/decode loop to quantize"
+        )
     return out, mask
 
 
@@ -433,7 +454,7 @@ def fp8(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
     """FP8 (e4m3) weights and dynamic activations on sm89+ Tensor Cores."""
     if "fp8" not in dev.spec.matrix_peak:
         able = [n for n in hardware_names() if n.endswith("-local") is False and _has_fp8(n)]
-        raise UserError(
+        raise LeverNotOnDevice(
             f"lever fp8: {dev.name} ({dev.arch}) has no FP8 Tensor Cores; "
             f"choose one of: {', '.join(able)}"
         )
@@ -459,7 +480,7 @@ def static_cache(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.Da
     out = _ensure(df)
     dec = out["phase"] == "decode"
     if not dec.any():
-        raise UserError("lever static_cache: the table has no decode phase")
+        raise LeverNotApplicable("lever static_cache: the table has no decode phase")
     att = dec & (out["category"] == "attention") & out["kv_len"].notna()
     if att.any():
         full = int(out.loc[att, "kv_len"].max())
@@ -538,14 +559,49 @@ def parse(text: str) -> list[tuple[str, str | None]]:
     return items
 
 
+#: Levers that need an argument to be tried by :func:`applicable_levers` (any valid one does),
+#: and how they are then listed.
+_PROBE_ARGS: dict[str, str] = {"batching": "2"}
+_PROBE_NAMES: dict[str, str] = {"batching": "batching:N"}
+
+
+def applicable_levers(
+    events: pd.DataFrame, spec: HardwareSpec | Device, exclude: Collection[str] = ()
+) -> list[str]:
+    """The levers (registration order) that apply to ``events`` on ``spec``: each is tried on
+    the table, and one raising :class:`LeverNotApplicable` is left out."""
+    dev = spec if isinstance(spec, Device) else device_of(spec)
+    out: list[str] = []
+    for name, fn in _LEVERS.items():
+        if name in exclude:
+            continue
+        try:
+            fn(events, dev, _PROBE_ARGS.get(name))
+        except LeverNotApplicable:
+            continue
+        out.append(_PROBE_NAMES.get(name, name))
+    return out
+
+
 def apply_lever(
     events: pd.DataFrame, spec: HardwareSpec | Device, name: str, arg: str | None = None
 ) -> pd.DataFrame:
-    """Apply one lever by name; unknown names raise a :class:`UserError` naming the levers."""
+    """Apply one lever by name; unknown names raise a :class:`UserError` naming the levers.
+
+    A lever that does not apply to ``events`` raises :class:`LeverNotApplicable` whose one line
+    also names the levers that do (its ``choices`` list them for ``--json``).
+    """
     if name not in _LEVERS:
         raise choices_error("lever", name, lever_names())
     dev = spec if isinstance(spec, Device) else device_of(spec)
-    return _LEVERS[name](events, dev, arg)
+    try:
+        return _LEVERS[name](events, dev, arg)
+    except LeverNotOnDevice:
+        raise
+    except LeverNotApplicable as err:
+        others = applicable_levers(events, dev, exclude={name})
+        hint = f"levers that apply here: {', '.join(others)}" if others else "no lever applies here"
+        raise LeverNotApplicable(f"{err}; {hint}", others) from None
 
 
 def stack(events: pd.DataFrame, spec: HardwareSpec, levers: str | Sequence[str]) -> list[LeverStep]:
@@ -555,6 +611,6 @@ def stack(events: pd.DataFrame, spec: HardwareSpec, levers: str | Sequence[str])
     steps = [LeverStep("baseline", events)]
     current = events
     for name, arg in items:
-        current = _LEVERS[name](current, dev, arg)
+        current = apply_lever(current, dev, name, arg)
         steps.append(LeverStep(f"{name}:{arg}" if arg else name, current))
     return steps

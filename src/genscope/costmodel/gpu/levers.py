@@ -225,7 +225,7 @@ def fused_attention(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd
     pairs = [(i, _second_bmm(bmm, module, i)) for i in first]
     pairs = [(i, j) for i, j in pairs if j is not None and not has_softmax[i:j].any()]
     if not pairs:
-        raise UserError(
+        raise LeverNotApplicable(
             "lever fused_attention: no softmax-free attention (two attention bmms in one "
             "module call without a softmax) in the table; for softmax attention use sdpa"
         )

@@ -92,3 +92,32 @@ def test_configs_follow_the_papers_settings() -> None:
     assert by_label["Chameleon-34B COCO I-T"].settings(8).prompt_len == 1030
     s = by_label["Code Llama-34B HumanEval"].settings(16)
     assert (s.variant, s.dtype, s.attention, s.batch) == ("34b", "fp16", "flash", 16)
+
+
+def test_report_section_sets_the_388_finding_from_the_prediction(tmp_path, monkeypatch) -> None:
+    from genscope.report.context import ReportContext
+    from genscope.report.sections import levers_predicted
+
+    table = pd.DataFrame(
+        {
+            "config": ["a", "b", "HSTU H-A"],
+            "workload": ["llama", "chameleon", "hstu"],
+            "max_batch": [16, 32, 64],
+            "speedup_bs1": [2.0, 2.0, 4.0],
+            "speedup_max_batch": [1.5, 2.0, 6.0],
+            "paper_bs1": [2.05, 2.83, 2.238],
+            "paper_max_batch": [2.05, 2.108, 9.72],
+        }
+    )
+    monkeypatch.setattr(levers_predicted, "predict_lee", lambda spec: table)
+    ctx = ReportContext(tmp_path, "a100-80g-sxm", quick=True)
+    (section,) = levers_predicted.levers_predicted_section(ctx)
+    finding = ctx.findings["levers_388"]
+    assert finding.value == pytest.approx((1.5 * 2.0 * 6.0) ** (1 / 3))  # 2.62x
+    assert "HSTU H-A 64" in finding.detail and "Without HSTU 1.73x" in finding.detail
+    assert section.figures and (tmp_path / "data" / "levers_predicted.csv").exists()
+
+    monkeypatch.setattr(ReportContext, "gpu", property(lambda self: False))
+    ctx = ReportContext(tmp_path, "a100-80g-sxm", quick=True)
+    assert levers_predicted.levers_predicted_section(ctx) == []
+    assert "levers_388" not in ctx.findings

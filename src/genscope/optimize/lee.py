@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -51,7 +51,7 @@ HUMANEVAL_NEW_TOKENS = 45
 
 @dataclass(frozen=True)
 class LeeConfig:
-    """One of Lee et al.'s Llama/Chameleon configurations (papers.md §2.2, §2.3, §2.8)."""
+    """One of Lee et al.'s workload configurations (papers.md §2.2, §2.3, §2.8) and its stack."""
 
     label: str
     workload: str
@@ -210,8 +210,3 @@ def predict_lee(
             }
         )
     return pd.DataFrame(rows)
-
-
-def with_batches(config: LeeConfig, batches: tuple[int, ...]) -> LeeConfig:
-    """The configuration with other batch sizes (tests and quick runs)."""
-    return replace(config, batches=batches)

@@ -78,7 +78,7 @@ class LeeConfig:
 
 _LLAMA_34B_BATCHES = (1, 4, 8, 16)
 _LLAMA_7B_BATCHES = (1, 4, 8, 16, 32)
-_CHAMELEON_BATCHES = (1, 4, 8, 16, 32, 64)
+_BATCHES_TO_64 = (1, 4, 8, 16, 32, 64)
 #: The 8 configurations; ``paper_*`` are the "+AutoQuant" bars of papers.md §2.8.
 CONFIGS: tuple[LeeConfig, ...] = (
     LeeConfig("Code Llama-34B HumanEval", "llama", "34b", 154, HUMANEVAL_NEW_TOKENS,
@@ -86,20 +86,20 @@ CONFIGS: tuple[LeeConfig, ...] = (
     LeeConfig("Code Llama-7B HumanEval", "llama", "7b", 154, HUMANEVAL_NEW_TOKENS,
               _LLAMA_7B_BATCHES, 5.29, 4.49),
     LeeConfig("Chameleon-34B COCO I-T", "chameleon-i2t", "34b", 1030, 30,
-              _CHAMELEON_BATCHES, 1.665, 1.631),
+              _BATCHES_TO_64, 1.665, 1.631),
     LeeConfig("Chameleon-7B COCO I-T", "chameleon-i2t", "7b", 1030, 30,
-              _CHAMELEON_BATCHES, 2.055, 2.832),
+              _BATCHES_TO_64, 2.055, 2.832),
     LeeConfig("Chameleon-34B VizWiz IT-T", "chameleon-i2t", "34b", 1040, 10,
-              _CHAMELEON_BATCHES, 1.571, 6.570),
+              _BATCHES_TO_64, 1.571, 6.570),
     LeeConfig("Chameleon-7B VizWiz IT-T", "chameleon-i2t", "7b", 1040, 10,
-              _CHAMELEON_BATCHES, 1.741, 21.205),
+              _BATCHES_TO_64, 1.741, 21.205),
     LeeConfig("Chameleon-34B Coco_Image T-I", "chameleon", "34b", 14, None,
-              _CHAMELEON_BATCHES, 1.532, 1.657),
+              _BATCHES_TO_64, 1.532, 1.657),
     LeeConfig("Chameleon-7B Coco_Image T-I", "chameleon", "7b", 14, None,
-              _CHAMELEON_BATCHES, 2.830, 2.108),
+              _BATCHES_TO_64, 2.830, 2.108),
     # HSTU: PyTorch vs Triton fused attention, no compile or AutoQuant bars; papers.md §2.9
     # takes 9.72 at max batch (the §2.8 table's bs32 bar reads 9.865)
-    LeeConfig("HSTU H-A", "hstu", "", 4814, None, _CHAMELEON_BATCHES, 2.238, 9.72,
+    LeeConfig("HSTU H-A", "hstu", "", 4814, None, _BATCHES_TO_64, 2.238, 9.72,
               ladder="fused_attention", autoquant=()),
 )  # fmt: skip
 

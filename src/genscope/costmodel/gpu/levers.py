@@ -182,18 +182,8 @@ def sdpa(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd.DataFrame:
             j += 1
         if j >= len(out):
             continue
-        q = int(out.at[s, "q_len"] or 1)
-        kv = int(out.at[s, "kv_len"] or 1)
-        d = int(out.at[s, "head_dim"] or 1)
         shape = parse_shapes(str(out.at[s, "input_shapes"]))
-        bh = int(shape[1][0]) if len(shape) > 1 and shape[1] else 1
-        item = ITEMSIZE.get(str(out.at[s, "dtype"]), 2)
-        out.at[s, "op"] = "aten.scaled_dot_product_attention"
-        out.at[s, "flops"] = int(out.at[s, "flops"] + out.at[j, "flops"])
-        out.at[s, "bytes_read"] = int(item * bh * d * (q + 2 * kv))
-        out.at[s, "bytes_written"] = int(item * bh * q * d)
-        out.at[s, "output_shapes"] = f"[{bh},{q},{d}]"
-        out.at[s, "batch"], out.at[s, "heads"] = bh, 1
+        _to_flash_row(out, s, j, int(shape[1][0]) if len(shape) > 1 and shape[1] else 1)
         drop.extend(
             k
             for k in range(s + 1, j + 1)
@@ -236,17 +226,22 @@ def fused_attention(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd
             lo -= 1
         while hi + 1 < len(out) and module[hi + 1] == module[i]:
             hi += 1
-        q, kv, d = (int(out.at[i, c] or 1) for c in ("q_len", "kv_len", "head_dim"))
-        bh = int(out.at[i, "batch"] or 1) * int(out.at[i, "heads"] or 1)
-        item = ITEMSIZE.get(str(out.at[i, "dtype"]), 2)
-        out.at[i, "op"] = "aten.scaled_dot_product_attention"
-        out.at[i, "flops"] = int(out.at[i, "flops"] + out.at[j, "flops"])
-        out.at[i, "bytes_read"] = int(item * bh * d * (q + 2 * kv))
-        out.at[i, "bytes_written"] = int(item * bh * q * d)
-        out.at[i, "output_shapes"] = f"[{bh},{q},{d}]"
-        out.at[i, "batch"], out.at[i, "heads"] = bh, 1
+        _to_flash_row(out, i, j, int(out.at[i, "batch"] or 1) * int(out.at[i, "heads"] or 1))
         drop.extend(k for k in range(lo, hi + 1) if k != i)
     return out.drop(index=drop).reset_index(drop=True)
+
+
+def _to_flash_row(out: pd.DataFrame, first: int, second: int, bh: int) -> None:
+    """Turn row ``first`` (Q·Kᵀ) into one flash kernel that also does row ``second``'s (A·V)
+    FLOPs and moves only Q, K, V in and O out, over ``bh`` = batch·heads problems."""
+    q, kv, d = (int(out.at[first, c] or 1) for c in ("q_len", "kv_len", "head_dim"))
+    item = ITEMSIZE.get(str(out.at[first, "dtype"]), 2)
+    out.at[first, "op"] = "aten.scaled_dot_product_attention"
+    out.at[first, "flops"] = int(out.at[first, "flops"] + out.at[second, "flops"])
+    out.at[first, "bytes_read"] = int(item * bh * d * (q + 2 * kv))
+    out.at[first, "bytes_written"] = int(item * bh * q * d)
+    out.at[first, "output_shapes"] = f"[{bh},{q},{d}]"
+    out.at[first, "batch"], out.at[first, "heads"] = bh, 1
 
 
 def _second_bmm(bmm: np.ndarray, module: np.ndarray, i: int) -> int | None:

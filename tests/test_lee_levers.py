@@ -109,7 +109,7 @@ def test_report_section_sets_the_388_finding_from_the_prediction(tmp_path, monke
             "paper_max_batch": [2.05, 2.108, 9.72],
         }
     )
-    monkeypatch.setattr(levers_predicted, "predict_lee", lambda spec: table)
+    monkeypatch.setattr(levers_predicted, "predict_lee", lambda spec, workers: table)
     ctx = ReportContext(tmp_path, "a100-80g-sxm", quick=True)
     (section,) = levers_predicted.levers_predicted_section(ctx)
     finding = ctx.findings["levers_388"]
@@ -121,3 +121,18 @@ def test_report_section_sets_the_388_finding_from_the_prediction(tmp_path, monke
     ctx = ReportContext(tmp_path, "a100-80g-sxm", quick=True)
     assert levers_predicted.levers_predicted_section(ctx) == []
     assert "levers_388" not in ctx.findings
+
+
+@pytest.mark.slow
+def test_workers_give_the_same_table_in_config_order() -> None:
+    by_label = {c.label: c for c in lee.CONFIGS}
+    configs = [
+        replace(by_label["HSTU H-A"], batches=(1,)),
+        replace(by_label["Code Llama-7B HumanEval"], batches=(1, 4)),
+    ]
+    seen: list[str] = []
+    serial = lee.predict_lee(A100, configs)
+    parallel = lee.predict_lee(A100, configs, progress=seen.append, workers=2)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert list(parallel["config"]) == ["HSTU H-A", "Code Llama-7B HumanEval"]
+    assert sorted(seen) == sorted(parallel["config"])

@@ -19,7 +19,7 @@ def levers_predicted_section(ctx: ReportContext) -> list[Section]:
     if not ctx.gpu:
         return []
     hw = get_hardware(ctx.hardware)
-    table = predict_lee(hw)
+    table = predict_lee(hw, workers=ctx.workers)
     ours = geomean(table["speedup_max_batch"])
     ours_bs1 = geomean(table["speedup_bs1"])
     ours_8 = geomean(table.loc[table["workload"] != "hstu", "speedup_max_batch"])

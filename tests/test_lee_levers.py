@@ -29,7 +29,16 @@ def test_paper_geomean_of_the_eight_configurations() -> None:
     assert pytest.approx(3.4631, abs=1e-4) == lee.PAPER_GEOMEAN_8
     nine = math.exp((8 * math.log(lee.PAPER_GEOMEAN_8) + math.log(9.72)) / 9)
     assert nine == pytest.approx(3.8838, abs=1e-4)
-    assert lee.geomean([2.0, 8.0]) == pytest.approx(4.0)
+    table = pd.DataFrame(
+        {
+            "workload": ["llama", "chameleon", "hstu"],
+            "speedup_bs1": [1.0, 4.0, 2.0],
+            "speedup_max_batch": [2.0, 8.0, 32.0],
+        }
+    )
+    assert lee.geomeans(table) == pytest.approx(
+        {"max_batch": 8.0, "bs1": 2.0, "max_batch_llama_chameleon": 4.0}
+    )
 
 
 def test_memory_is_fp16_weights_plus_peak_live_bytes() -> None:

@@ -27,11 +27,11 @@ given beside it.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from statistics import geometric_mean
 
 import pandas as pd
 
@@ -106,23 +106,37 @@ CONFIGS: tuple[LeeConfig, ...] = (
 )  # fmt: skip
 
 
-def geomean(values: Iterable[float]) -> float:
-    vals = list(values)
-    return math.exp(sum(math.log(v) for v in vals) / len(vals))
-
-
 #: The paper's geometric mean at max batch over all 9 terms (papers.md §2.9: 3.88, the claim),
 #: and over the 8 Llama/Chameleon configurations alone (§2.8: 3.46).
-PAPER_GEOMEAN = geomean(c.paper_max_batch for c in CONFIGS)
-PAPER_GEOMEAN_8 = geomean(c.paper_max_batch for c in CONFIGS if c.workload != "hstu")
+PAPER_GEOMEAN = geometric_mean(c.paper_max_batch for c in CONFIGS)
+PAPER_GEOMEAN_8 = geometric_mean(c.paper_max_batch for c in CONFIGS if c.workload != "hstu")
+
+
+def geomeans(table: pd.DataFrame) -> dict[str, float]:
+    """The geometric means of a :func:`predict_lee` table: all terms at the largest feasible
+    batch, all at batch 1, and the Llama/Chameleon terms alone (HSTU left out)."""
+    llm = table["workload"] != "hstu"
+    return {
+        "max_batch": geometric_mean(table["speedup_max_batch"]),
+        "bs1": geometric_mean(table["speedup_bs1"]),
+        "max_batch_llama_chameleon": geometric_mean(table.loc[llm, "speedup_max_batch"]),
+    }
+
+
+def weight_bytes(traced: TraceResult) -> int:
+    """Every component's parameters at the run's dtype width."""
+    item = ITEMSIZE[str(traced.meta["settings"]["dtype"])]
+    return item * sum(int(p) for p in traced.meta["params"].values())
+
+
+def peak_live_bytes(traced: TraceResult) -> int:
+    """The peak of live activations; the KV cache is an op output, so it is counted here."""
+    return int(pd.to_numeric(traced.events["live_bytes"]).max())
 
 
 def memory_bytes(traced: TraceResult) -> int:
-    """Weights at their dtype's width plus the peak of live activations (the KV cache is an
-    op output, so it is counted there): the memory a run needs, allocator slack aside."""
-    item = ITEMSIZE[str(traced.meta["settings"]["dtype"])]
-    weights = item * sum(int(p) for p in traced.meta["params"].values())
-    return weights + int(pd.to_numeric(traced.events["live_bytes"]).max())
+    """Weights plus peak live activations: the memory a run needs, allocator slack aside."""
+    return weight_bytes(traced) + peak_live_bytes(traced)
 
 
 def largest_batch(
@@ -136,9 +150,8 @@ def largest_batch(
     Activations are scaled linearly from batch 1 to pick the candidate; the candidate's own
     trace must fit, else the next size down is tried.
     """
-    need_1 = memory_bytes(traced_bs1)
-    weights = need_1 - int(pd.to_numeric(traced_bs1.events["live_bytes"]).max())
-    fits = [b for b in config.batches if weights + b * (need_1 - weights) <= spec.mem_bytes]
+    weights, live_1 = weight_bytes(traced_bs1), peak_live_bytes(traced_bs1)
+    fits = [b for b in config.batches if weights + b * live_1 <= spec.mem_bytes]
     for batch in sorted(fits, reverse=True):
         if batch == 1:
             return 1, traced_bs1

@@ -207,13 +207,13 @@ def fused_attention(df: pd.DataFrame, dev: Device, arg: str | None = None) -> pd
     bmm = ((out["category"] == "attention") & (out["op"] == "aten.bmm.default")).to_numpy()
     has_softmax = out["op"].str.contains("softmax").to_numpy()
     module = out["module_path"].fillna("").astype(str).to_numpy()
-    first = [
-        i
-        for i in np.flatnonzero(bmm)
-        if module[i] and not bmm[i - 1 : i].any() and _second_bmm(bmm, module, i) is not None
-    ]
-    pairs = [(i, _second_bmm(bmm, module, i)) for i in first]
-    pairs = [(i, j) for i, j in pairs if j is not None and not has_softmax[i:j].any()]
+    pairs: list[tuple[int, int]] = []  # (Q·Kᵀ row, A·V row) of each call, in table order
+    for i in np.flatnonzero(bmm):
+        if not module[i] or (pairs and i <= pairs[-1][1]):
+            continue  # outside a module, or the A·V of the pair just found
+        j = _second_bmm(bmm, module, i)
+        if j is not None and not has_softmax[i:j].any():
+            pairs.append((i, j))
     if not pairs:
         raise LeverNotApplicable(
             "lever fused_attention: no softmax-free attention (two attention bmms in one "
